@@ -1,0 +1,33 @@
+"""botocreds: boto3/botocore credentials refreshed in the background.
+
+Two lines at startup::
+
+    session = botocreds.wrap(boto3.Session())   # every client made from it
+    botocreds.attach(client)                    # or one existing client
+
+From then on, signing a request reads an immutable snapshot of the current
+credentials, and a single background scheduler mints the next set ahead of
+expiry. No request waits for STS while valid credentials exist.
+"""
+
+from ._attach import Attachment, attach, shutdown, wrap
+from ._breaker import BreakerState
+from ._credentials import BackgroundCredentials
+from ._errors import CredentialsUnavailable
+from ._policy import RefreshPolicy
+from ._refresher import Refresher, Swapper
+from ._version import __version__
+
+__all__ = [
+    "Attachment",
+    "BackgroundCredentials",
+    "BreakerState",
+    "CredentialsUnavailable",
+    "RefreshPolicy",
+    "Refresher",
+    "Swapper",
+    "__version__",
+    "attach",
+    "shutdown",
+    "wrap",
+]

@@ -1,0 +1,117 @@
+"""The credentials object swapped into clients: a snapshot read on the hot path.
+
+botocore asks a client's credentials for ``get_frozen_credentials()`` once per
+signing. Here that is one attribute read, one clock read and one comparison:
+no lock, no fetch, no I/O while the current set is fresh. Everything slower —
+credentials inside the floor, or expired after a freeze or an outage — is
+handed to the refresher that owns this object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from botocore.credentials import Credentials, ReadOnlyCredentials
+
+from ._redact import mask_access_key
+from ._snapshot import Snapshot
+
+
+class _Owner(Protocol):
+    """The refresher behind a :class:`BackgroundCredentials` (its slow path)."""
+
+    name: str
+
+    def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials: ...
+
+
+class BackgroundCredentials(Credentials):
+    """botocore ``Credentials`` whose values a botocreds refresher keeps fresh.
+
+    It is a real ``Credentials`` subclass, so anything that accepts botocore
+    credentials accepts it. Read ``get_frozen_credentials()`` for a consistent
+    set; the ``access_key``/``secret_key``/``token``/``account_id`` properties
+    each read the current snapshot too.
+    """
+
+    # The snapshot is replaced whole by the refresher (one reference store, which
+    # is atomic), so a reader never sees the key of one set with the secret of
+    # another, and needs no lock.
+    _snapshot: Snapshot
+
+    def __init__(
+        self, owner: _Owner, snapshot: Snapshot, clock: Callable[[], float], method: str
+    ) -> None:
+        # Credentials.__init__ is deliberately not called: it would assign the
+        # fields that are read-only properties here.
+        self._owner = owner
+        self._snapshot = snapshot
+        self._clock = clock
+        self.method = method
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        """The current credentials, as botocore's immutable ``ReadOnlyCredentials``.
+
+        Never returns an expired set: past expiry it waits (at most the policy's
+        ``wait_timeout``) for a single-flight mint, or raises
+        :class:`~botocreds.CredentialsUnavailable`.
+        """
+        snapshot = self._snapshot
+        if self._clock() < snapshot.fresh_until:
+            return snapshot.frozen
+        return self._owner._serve_stale(snapshot)
+
+    def get_deferred_property(self, property_name: str) -> Callable[[], Any]:
+        """A callable that reads ``property_name`` of the *current* set when called.
+
+        botocore binds the ``AWS::Auth::AccountId`` endpoint builtin this way;
+        here the closure reads the snapshot instead of running a refresh.
+        """
+
+        def get_property() -> Any:
+            return getattr(self.get_frozen_credentials(), property_name, None)
+
+        return get_property
+
+    @property  # type: ignore[override]
+    def access_key(self) -> str:
+        """The current access key."""
+        value: str = self.get_frozen_credentials().access_key
+        return value
+
+    @property  # type: ignore[override]
+    def secret_key(self) -> str:
+        """The current secret key."""
+        value: str = self.get_frozen_credentials().secret_key
+        return value
+
+    @property  # type: ignore[override]
+    def token(self) -> str | None:
+        """The current session token, if any."""
+        value: str | None = self.get_frozen_credentials().token
+        return value
+
+    @property  # type: ignore[override]
+    def account_id(self) -> str | None:
+        """The account ID the current set belongs to, when the source said."""
+        value: str | None = self.get_frozen_credentials().account_id
+        return value
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """When the current set expires (UTC), or ``None`` if it never does."""
+        snapshot = self._snapshot
+        if not snapshot.expires:
+            return None
+        return datetime.fromtimestamp(snapshot.valid_until, timezone.utc)
+
+    def __repr__(self) -> str:
+        snapshot = self._snapshot
+        expiry = self.expiry_time
+        return (
+            f"<BackgroundCredentials source={self._owner.name!r} "
+            f"access_key={mask_access_key(snapshot.frozen.access_key)!r} "
+            f"expires={expiry.isoformat() if expiry else 'never'}>"
+        )

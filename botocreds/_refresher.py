@@ -1,0 +1,491 @@
+"""Refresher and Swapper: keep one credential source fresh in the background.
+
+Each refresher owns one :class:`BackgroundCredentials` object, shared by every
+client attached to it, and publishes each new snapshot to it atomically.
+
+Concurrency, in one paragraph: all mutable state sits behind ``self._cond``. A
+mint is claimed under the lock (the single-flight flag ``_minting`` plus a mint
+id), run on a mint-pool thread with no lock held, and folded back in under the
+lock, where waiters are woken. A result is applied only if its id is still the
+current one, so a mint abandoned by ``fork()`` can never publish. The hot path
+takes no lock at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random as _random
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from functools import partial
+from types import TracebackType
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
+
+from . import _botocore
+from ._breaker import Breaker
+from ._credentials import BackgroundCredentials
+from ._errors import CredentialsUnavailable
+from ._policy import RefreshPolicy
+from ._redact import describe_error, mask_access_key
+from ._scheduler import Scheduler, default_scheduler
+from ._snapshot import Snapshot
+from ._sources import FactorySource, FetchSource, Source, StaticSource
+
+logger = logging.getLogger("botocreds")
+
+Clock = Callable[[], float]
+Random = Callable[[], float]
+
+
+class _RefresherBase:
+    """The machinery shared by :class:`Refresher` and :class:`Swapper`."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        policy: RefreshPolicy | None,
+        clock: Clock | None,
+        random: Random | None,
+        method: str,
+        _scheduler: Scheduler | None,
+    ) -> None:
+        if policy is None:
+            policy = RefreshPolicy()
+        elif not isinstance(policy, RefreshPolicy):
+            raise TypeError(f"policy must be a botocreds.RefreshPolicy, got {type(policy).__name__}")
+        for label, value in (("clock", clock), ("random", random)):
+            if value is not None and not callable(value):
+                raise TypeError(f"{label} must be callable, got {type(value).__name__}")
+        self.name = source.name
+        self._source = source
+        self._policy = policy
+        self._clock: Clock = clock if clock is not None else time.time
+        self._random: Random = random if random is not None else _random.random
+        self._scheduler = _scheduler if _scheduler is not None else default_scheduler()
+        self._cond = threading.Condition(threading.Lock())
+        self._breaker = Breaker()
+        self._minting = False
+        self._mint_id = 0  # the latest mint claimed
+        self._done_id = 0  # the latest mint finished
+        self._last_start = -math.inf
+        self._not_before = -math.inf  # no background mint before this (interval, backoff)
+        self._last_error: str | None = None
+        self._mint_count = 0
+        self._closed = False
+        self._bindings: weakref.WeakKeyDictionary[BaseClient, _botocore.ClientBinding] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._bindings_lock = threading.Lock()
+
+        # The eager first mint runs here, on the constructing thread: a source
+        # that cannot mint fails now, loudly, rather than on the first request.
+        now = self._clock()
+        try:
+            snapshot = source.mint(self._clock, policy.floor)
+        except Exception as error:
+            raise CredentialsUnavailable(source=self.name, reason=describe_error(error)) from error
+        self._last_start = now
+        self._not_before = now + policy.min_interval
+        self._mint_count = 1
+        self._credentials = BackgroundCredentials(self, snapshot, self._clock, method)
+        self._scheduler.register(self)
+        due = self._next_due(snapshot)
+        if due is not None:
+            self._scheduler.schedule(self, due)
+        logger.debug("botocreds: %s minted %s", self.name, snapshot)
+
+    # -- public ---------------------------------------------------------------
+    @property
+    def credentials(self) -> BackgroundCredentials:
+        """The botocore ``Credentials`` object this refresher keeps fresh.
+
+        Hand it to anything that takes botocore credentials; every read sees
+        the latest published set.
+        """
+        return self._credentials
+
+    @property
+    def policy(self) -> RefreshPolicy:
+        """The policy this refresher follows."""
+        return self._policy
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def attach(self, client: BaseClient) -> BaseClient:
+        """Make ``client`` sign with this refresher's credentials; return the client.
+
+        Any number of clients can share one refresher and so one refresh.
+        """
+        if not _botocore.is_client(client):
+            raise TypeError(
+                f"attach() expected a botocore/boto3 client, got {type(client).__name__}"
+            )
+        with self._bindings_lock:
+            previous = _botocore.bind_client(client, self._credentials)
+            if previous.credentials is not self._credentials:
+                self._bindings[client] = previous
+        return client
+
+    def detach(self, client: BaseClient) -> None:
+        """Give ``client`` back the credentials it had before :meth:`attach`."""
+        with self._bindings_lock:
+            previous = self._bindings.pop(client, None)
+            if previous is not None and _botocore.client_credentials(client) is self._credentials:
+                _botocore.restore_client(client, previous)
+
+    def close(self) -> None:
+        """Stop refreshing in the background. Idempotent, and prompt.
+
+        Attached clients keep working: when their credentials expire, a request
+        mints a new set on demand (single-flight) instead.
+        """
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+        self._scheduler.unregister(self)
+
+    def __enter__(self) -> _RefresherBase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        snapshot = self._credentials._snapshot
+        return (
+            f"<{type(self).__name__} source={self.name!r} "
+            f"access_key={mask_access_key(snapshot.frozen.access_key)!r} "
+            f"breaker={self._breaker.state.value} closed={self._closed}>"
+        )
+
+    # -- timing ---------------------------------------------------------------
+    def _next_due(self, snapshot: Snapshot) -> float | None:
+        """When to mint again after ``snapshot`` was published."""
+        if snapshot.expires:
+            offset = self._policy.refresh_offset(snapshot.lifetime, self._random())
+            due = snapshot.issued_at + offset
+        elif self._source.renews_static:
+            due = snapshot.issued_at + self._policy.static_ttl
+        else:
+            return None
+        return max(due, self._last_start + self._policy.min_interval)
+
+    # -- minting --------------------------------------------------------------
+    def _claim(self, now: float) -> int | None:
+        """Claim the single-flight slot if the breaker admits a mint. Lock held."""
+        if self._minting:
+            return None
+        admitted, self._breaker = self._breaker.admit(now, self._policy)
+        if not admitted:
+            return None
+        self._minting = True
+        self._mint_id += 1
+        self._last_start = now
+        return self._mint_id
+
+    def _dispatch(self, mint_id: int) -> None:
+        try:
+            self._scheduler.dispatch(partial(self._run_mint, mint_id))
+        except BaseException as error:  # e.g. "can't start new thread"
+            self._finish(mint_id, None, error)
+            raise
+
+    def _run_mint(self, mint_id: int) -> None:
+        # On a mint-pool thread. BaseException is caught so that even a
+        # KeyboardInterrupt raised inside a fetcher releases the single-flight
+        # slot and counts as a failed mint.
+        started = time.monotonic()
+        try:
+            snapshot = self._source.mint(self._clock, self._policy.floor)
+        except BaseException as error:
+            self._finish(mint_id, None, error, time.monotonic() - started)
+        else:
+            self._finish(mint_id, snapshot, None, time.monotonic() - started)
+
+    def _finish(
+        self,
+        mint_id: int,
+        snapshot: Snapshot | None,
+        error: BaseException | None,
+        duration: float = 0.0,
+    ) -> None:
+        now = self._clock()
+        with self._cond:
+            if mint_id != self._mint_id or not self._minting:
+                return  # abandoned (the process forked while it ran)
+            self._minting = False
+            self._done_id = mint_id
+            if snapshot is not None:
+                self._breaker = self._breaker.record_success()
+                self._credentials._snapshot = snapshot
+                self._last_error = None
+                self._mint_count += 1
+                self._not_before = self._last_start + self._policy.min_interval
+                due = self._next_due(snapshot)
+            else:
+                assert error is not None
+                self._breaker = self._breaker.record_failure(now, self._policy)
+                self._last_error = describe_error(error)
+                due = self._breaker.reopens_at(self._policy)
+                if due is None:
+                    current = self._credentials._snapshot
+                    expires_at = current.valid_until if current.expires else None
+                    due = self._policy.retry_at(
+                        now, self._breaker.failures, expires_at, self._random()
+                    )
+                self._not_before = due
+            self._cond.notify_all()
+            closed = self._closed
+            breaker = self._breaker
+        if snapshot is not None:
+            logger.info(
+                "botocreds: %s refreshed in %.3fs; new set %s",
+                self.name,
+                duration,
+                snapshot,
+                extra={"botocreds_source": self.name, "botocreds_duration": duration},
+            )
+        else:
+            logger.warning(
+                "botocreds: %s failed to refresh (attempt %d, breaker %s): %s",
+                self.name,
+                breaker.failures,
+                breaker.state.value,
+                self._last_error,
+                extra={"botocreds_source": self.name, "botocreds_duration": duration},
+            )
+        if not closed and due is not None:
+            self._scheduler.schedule(self, due)
+
+    def _on_due(self, now: float) -> None:
+        """Called on the scheduler thread when a refresh is due."""
+        with self._cond:
+            if self._closed or self._minting:
+                return  # a running mint reschedules when it finishes
+            if now < self._not_before:
+                retry: float | None = self._not_before
+                mint_id = None
+            else:
+                mint_id = self._claim(now)
+                retry = None if mint_id is not None else self._breaker.reopens_at(self._policy)
+        if mint_id is not None:
+            self._dispatch(mint_id)
+        elif retry is not None:
+            self._scheduler.schedule(self, retry)
+
+    # -- the slow path of BackgroundCredentials -----------------------------------
+    def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials:
+        """Serve a request whose snapshot is inside the floor or expired."""
+        snapshot = self._credentials._snapshot  # may have been replaced meanwhile
+        now = self._clock()
+        if now < snapshot.fresh_until:
+            return snapshot.frozen
+        if now < snapshot.valid_until:
+            # Still valid but the scheduler is late (a freeze, a jump, a failing
+            # source): start a background mint if one may start, and serve.
+            if not (self._closed or self._minting or now < self._not_before):
+                with self._cond:
+                    mint_id = None if self._closed or now < self._not_before else self._claim(now)
+                if mint_id is not None:
+                    self._dispatch(mint_id)
+            return snapshot.frozen
+        return self._wait_for_fresh()
+
+    def _wait_for_fresh(self) -> ReadOnlyCredentials:
+        """Expired: wait (bounded) for one single-flight mint, never sign with the old set."""
+        deadline = time.monotonic() + self._policy.wait_timeout
+        awaited: int | None = None
+        while True:
+            claimed: int | None = None
+            with self._cond:
+                snapshot = self._credentials._snapshot
+                now = self._clock()
+                if now < snapshot.valid_until:
+                    return snapshot.frozen
+                if self._minting:
+                    awaited = self._mint_id
+                elif awaited is not None and self._done_id >= awaited:
+                    raise self._unavailable(
+                        f"the credentials expired and minting new ones failed: {self._last_error}"
+                    )
+                else:
+                    claimed = self._claim(now)
+                    if claimed is None:
+                        raise self._unavailable(self._refusal(now))
+                    awaited = claimed
+                if claimed is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise self._unavailable(
+                            "the credentials expired and no new set arrived within "
+                            f"wait_timeout={self._policy.wait_timeout:g}s"
+                        )
+                    self._cond.wait(remaining)
+                    continue
+            self._dispatch(claimed)
+
+    def _refusal(self, now: float) -> str:
+        # Lock held: the breaker refused a mint for expired credentials.
+        reopens = self._breaker.reopens_at(self._policy)
+        wait = "" if reopens is None else f"; next attempt in {max(0.0, reopens - now):.0f}s"
+        return (
+            f"the credentials expired and the circuit breaker is {self._breaker.state.value} "
+            f"after {self._breaker.failures} failed mints (last error: {self._last_error}){wait}"
+        )
+
+    def _unavailable(self, reason: str) -> CredentialsUnavailable:
+        return CredentialsUnavailable(source=self.name, reason=reason)
+
+    # -- fork -------------------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        """Fresh lock and single-flight state in a forked child, and a re-drawn jitter.
+
+        Re-drawing matters: N workers forked from one parent would otherwise all
+        refresh at the same instant.
+        """
+        self._cond = threading.Condition(threading.Lock())
+        self._bindings_lock = threading.Lock()
+        if self._minting:
+            self._minting = False
+            self._mint_id += 1  # the parent's mint never finishes here
+        if self._closed:
+            return
+        due = self._next_due(self._credentials._snapshot)
+        if self._breaker.failures:
+            due = self._not_before  # keep the backoff or cooldown the parent was in
+        if due is not None:
+            self._scheduler.schedule(self, due)
+
+    # -- introspection for tests and status ---------------------------------------
+    @property
+    def breaker(self) -> Breaker:
+        """The circuit breaker's current state."""
+        return self._breaker
+
+    @property
+    def mint_count(self) -> int:
+        """How many mints have succeeded, the eager first one included."""
+        return self._mint_count
+
+
+def _describe_callable(value: Callable[..., Any]) -> str:
+    return getattr(value, "__qualname__", None) or type(value).__name__
+
+
+class Refresher(_RefresherBase):
+    """Keeps existing botocore credentials fresh in the background.
+
+    ``credentials`` may be:
+
+    * a ``RefreshableCredentials`` or ``DeferredRefreshableCredentials``: each
+      mint calls that object's own fetch function (STS, IMDS, container,
+      process…), on a background thread, ahead of expiry;
+    * static ``Credentials``: nothing to refresh, they are served as they are;
+    * a boto3 or botocore ``Session``: its resolved credentials.
+
+    The first mint runs eagerly in the constructor; a source that cannot mint
+    raises :class:`CredentialsUnavailable` here. Use as a context manager, or
+    call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials | Any,
+        *,
+        policy: RefreshPolicy | None = None,
+        name: str | None = None,
+        clock: Clock | None = None,
+        random: Random | None = None,
+        _scheduler: Scheduler | None = None,
+    ) -> None:
+        source, method = _source_for(credentials, name)
+        super().__init__(
+            source,
+            policy=policy,
+            clock=clock,
+            random=random,
+            method=method,
+            _scheduler=_scheduler,
+        )
+
+
+def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
+    if credentials is None:
+        raise TypeError(
+            "Refresher() needs botocore Credentials or a boto3/botocore Session, got None"
+        )
+    session = _botocore.botocore_session_of(credentials)
+    if session is not None:
+        resolved = session.get_credentials()
+        if resolved is None:
+            raise CredentialsUnavailable(
+                source=name or "session", reason="the session found no credentials"
+            )
+        credentials = resolved
+    if isinstance(credentials, BackgroundCredentials):
+        raise ValueError(
+            "these credentials are already kept fresh by botocreds; "
+            "attach clients to their refresher instead"
+        )
+    if isinstance(credentials, RefreshableCredentials):
+        method = credentials.method or "refreshable"
+        return FetchSource(_botocore.refresh_function(credentials), name or method), method
+    if isinstance(credentials, Credentials):
+        method = credentials.method or "static"
+        return StaticSource(credentials, name or method), method
+    raise TypeError(
+        "Refresher() needs botocore Credentials or a boto3/botocore Session, "
+        f"got {type(credentials).__name__}"
+    )
+
+
+class Swapper(_RefresherBase):
+    """Builds a whole new credentials object each cycle and swaps it in.
+
+    ``factory()`` returns a fresh botocore ``Credentials`` object, for example
+    ``lambda: boto3.Session(profile_name="app").get_credentials()``. Running it
+    again each cycle picks up a rotated profile, credentials file, web-identity
+    token or environment. Credentials with no expiry are re-read every
+    ``policy.static_ttl`` seconds.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Credentials | None],
+        *,
+        policy: RefreshPolicy | None = None,
+        name: str | None = None,
+        clock: Clock | None = None,
+        random: Random | None = None,
+        _scheduler: Scheduler | None = None,
+    ) -> None:
+        if not callable(factory):
+            raise TypeError(
+                "Swapper() needs a callable that returns botocore Credentials, "
+                f"got {type(factory).__name__}"
+            )
+        label = name or _describe_callable(factory)
+        super().__init__(
+            FactorySource(factory, label),
+            policy=policy,
+            clock=clock,
+            random=random,
+            method="botocreds-swapper",
+            _scheduler=_scheduler,
+        )

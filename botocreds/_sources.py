@@ -1,0 +1,94 @@
+"""Where new credentials come from: a fetch function, a factory, or a fixed set.
+
+A source's ``mint`` does the slow part (an STS, IMDS, container or process
+call) and returns a checked :class:`Snapshot`. It runs on a mint worker thread,
+never on a request thread, and never under a lock that a request could need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from botocore.credentials import Credentials, RefreshableCredentials
+
+from . import _botocore
+from ._snapshot import BadAnswer, Snapshot, make_snapshot, snapshot_from_mapping, to_epoch
+
+Clock = Callable[[], float]
+
+
+class Source(Protocol):
+    """Something that can mint a new set of credentials."""
+
+    #: A label for logs and errors; never a secret.
+    name: str
+    #: Whether credentials without expiry are minted again every ``static_ttl``.
+    renews_static: bool
+
+    def mint(self, clock: Clock, floor: float) -> Snapshot:
+        """Fetch new credentials; raise on any failure, including a bad answer."""
+        ...
+
+
+class FetchSource:
+    """Mints by calling a botocore-style fetch function that returns a mapping."""
+
+    renews_static = False
+
+    def __init__(self, fetch: Callable[[], Mapping[str, Any]], name: str) -> None:
+        self._fetch = fetch
+        self.name = name
+
+    def mint(self, clock: Clock, floor: float) -> Snapshot:
+        data = self._fetch()
+        return snapshot_from_mapping(data, now=clock(), floor=floor)
+
+
+class StaticSource:
+    """A fixed set of credentials that never expires: nothing to refresh."""
+
+    renews_static = False
+
+    def __init__(self, credentials: Credentials, name: str) -> None:
+        self._credentials = credentials
+        self.name = name
+
+    def mint(self, clock: Clock, floor: float) -> Snapshot:
+        frozen = self._credentials.get_frozen_credentials()
+        return make_snapshot(frozen, now=clock(), expires_at=None, floor=floor)
+
+
+class FactorySource:
+    """Mints by calling a factory that builds a whole new botocore credentials object.
+
+    A fresh ``RefreshableCredentials`` from the factory is read without running
+    its own refresh (which a short-lived set would trigger at once, costing a
+    second fetch); a deferred one is fetched exactly once through its own fetch
+    function.
+    """
+
+    renews_static = True
+
+    def __init__(self, factory: Callable[[], Credentials | None], name: str) -> None:
+        self._factory = factory
+        self.name = name
+
+    def mint(self, clock: Clock, floor: float) -> Snapshot:
+        credentials = self._factory()
+        if not isinstance(credentials, Credentials):
+            kind = "None" if credentials is None else type(credentials).__name__
+            raise BadAnswer(f"the factory returned {kind}, expected botocore Credentials")
+        if isinstance(credentials, RefreshableCredentials):
+            current = _botocore.peek(credentials)
+            if current is not None:
+                frozen, expiry = current
+                now = clock()
+                expires_at = to_epoch(expiry)
+                if expires_at - now > floor:
+                    return make_snapshot(frozen, now=now, expires_at=expires_at, floor=floor)
+            data = _botocore.refresh_function(credentials)()
+            return snapshot_from_mapping(data, now=clock(), floor=floor)
+        return make_snapshot(
+            credentials.get_frozen_credentials(), now=clock(), expires_at=None, floor=floor
+        )
