@@ -34,7 +34,8 @@ def client_credentials(client: BaseClient) -> Credentials | None:
     ``RequestSigner.get_auth_instance`` reads ``_credentials`` once per signing,
     presigned URLs and retries included.
     """
-    credentials: Credentials | None = client._request_signer._credentials
+    signer: Any = client._request_signer  # type: ignore[attr-defined]
+    credentials: Credentials | None = signer._credentials
     return credentials
 
 
@@ -69,7 +70,8 @@ def bind_client(client: BaseClient, credentials: Credentials) -> ClientBinding:
     )
     if builtins is not None and ACCOUNT_ID_BUILTIN in builtins:
         builtins[ACCOUNT_ID_BUILTIN] = credentials.get_deferred_property("account_id")
-    client._request_signer._credentials = credentials
+    signer: Any = client._request_signer  # type: ignore[attr-defined]
+    signer._credentials = credentials
     return previous
 
 
@@ -78,7 +80,8 @@ def restore_client(client: BaseClient, binding: ClientBinding) -> None:
     builtins = _builtins(client)
     if builtins is not None and binding.account_id_builtin is not None:
         builtins[ACCOUNT_ID_BUILTIN] = binding.account_id_builtin
-    client._request_signer._credentials = binding.credentials
+    signer: Any = client._request_signer  # type: ignore[attr-defined]
+    signer._credentials = binding.credentials
 
 
 def botocore_session_of(session: object) -> botocore.session.Session | None:
@@ -102,7 +105,8 @@ def refresh_function(credentials: RefreshableCredentials) -> Callable[[], Mappin
     ``expiry_time``, maybe ``account_id``) without touching the object's own
     state or lock.
     """
-    fetch: Callable[[], Mapping[str, Any]] = credentials._refresh_using
+    state: Any = credentials
+    fetch: Callable[[], Mapping[str, Any]] = state._refresh_using
     return fetch
 
 
@@ -113,8 +117,9 @@ def peek(credentials: RefreshableCredentials) -> tuple[ReadOnlyCredentials, date
     left, which a freshly fetched short-lived set always is. Returns ``None`` for
     a ``DeferredRefreshableCredentials`` that has not fetched yet.
     """
-    frozen: ReadOnlyCredentials | None = credentials._frozen_credentials
-    expiry: datetime | None = credentials._expiry_time
+    state: Any = credentials
+    frozen: ReadOnlyCredentials | None = state._frozen_credentials
+    expiry: datetime | None = state._expiry_time
     if frozen is None or expiry is None:
         return None
     return frozen, expiry

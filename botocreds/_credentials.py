@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
@@ -25,6 +25,12 @@ class _Owner(Protocol):
     name: str
 
     def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials: ...
+
+
+def _read_only(name: str) -> NoReturn:
+    raise AttributeError(
+        f"BackgroundCredentials.{name} is read-only: its refresher publishes each new set"
+    )
 
 
 class BackgroundCredentials(Credentials):
@@ -75,29 +81,41 @@ class BackgroundCredentials(Credentials):
 
         return get_property
 
-    @property  # type: ignore[override]
+    @property
     def access_key(self) -> str:
         """The current access key."""
-        value: str = self.get_frozen_credentials().access_key
-        return value
+        return cast(str, self.get_frozen_credentials().access_key)
 
-    @property  # type: ignore[override]
+    @access_key.setter
+    def access_key(self, value: str) -> None:
+        _read_only("access_key")
+
+    @property
     def secret_key(self) -> str:
         """The current secret key."""
-        value: str = self.get_frozen_credentials().secret_key
-        return value
+        return cast(str, self.get_frozen_credentials().secret_key)
 
-    @property  # type: ignore[override]
+    @secret_key.setter
+    def secret_key(self, value: str) -> None:
+        _read_only("secret_key")
+
+    @property
     def token(self) -> str | None:
         """The current session token, if any."""
-        value: str | None = self.get_frozen_credentials().token
-        return value
+        return self.get_frozen_credentials().token
 
-    @property  # type: ignore[override]
+    @token.setter
+    def token(self, value: str | None) -> None:
+        _read_only("token")
+
+    @property
     def account_id(self) -> str | None:
         """The account ID the current set belongs to, when the source said."""
-        value: str | None = self.get_frozen_credentials().account_id
-        return value
+        return self.get_frozen_credentials().account_id
+
+    @account_id.setter
+    def account_id(self, value: str | None) -> None:
+        _read_only("account_id")
 
     @property
     def expiry_time(self) -> datetime | None:

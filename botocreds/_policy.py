@@ -84,12 +84,13 @@ class RefreshPolicy:
                     f"RefreshPolicy.{name} must be >= 0 seconds, got {getattr(self, name)!r}"
                 )
         if _check_number("static_ttl", self.static_ttl) <= 0:
-            raise ValueError(f"RefreshPolicy.static_ttl must be > 0 seconds, got {self.static_ttl!r}")
+            raise ValueError(
+                f"RefreshPolicy.static_ttl must be > 0 seconds, got {self.static_ttl!r}"
+            )
         threshold = self.failure_threshold
         if isinstance(threshold, bool) or not isinstance(threshold, int):
             raise TypeError(
-                "RefreshPolicy.failure_threshold must be an int, "
-                f"got {type(threshold).__name__}"
+                f"RefreshPolicy.failure_threshold must be an int, got {type(threshold).__name__}"
             )
         if threshold < 1:
             raise ValueError(f"RefreshPolicy.failure_threshold must be >= 1, got {threshold!r}")

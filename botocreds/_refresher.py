@@ -59,7 +59,9 @@ class _RefresherBase:
         if policy is None:
             policy = RefreshPolicy()
         elif not isinstance(policy, RefreshPolicy):
-            raise TypeError(f"policy must be a botocreds.RefreshPolicy, got {type(policy).__name__}")
+            raise TypeError(
+                f"policy must be a botocreds.RefreshPolicy, got {type(policy).__name__}"
+            )
         for label, value in (("clock", clock), ("random", random)):
             if value is not None and not callable(value):
                 raise TypeError(f"{label} must be callable, got {type(value).__name__}")

@@ -56,10 +56,7 @@ class Snapshot:
             if self.expires
             else "never"
         )
-        return (
-            f"Snapshot(access_key={mask_access_key(self.frozen.access_key)!r}, "
-            f"expires={expiry})"
-        )
+        return f"Snapshot(access_key={mask_access_key(self.frozen.access_key)!r}, expires={expiry})"
 
 
 def to_epoch(value: object) -> float:
@@ -109,9 +106,7 @@ def make_snapshot(
         raise BadAnswer("the credentials are already expired")
     if remaining <= floor:
         raise BadAnswer(f"the credentials expire in {remaining:.1f}s, within the {floor:g}s floor")
-    return Snapshot(
-        frozen, issued_at=now, valid_until=expires_at, fresh_until=expires_at - floor
-    )
+    return Snapshot(frozen, issued_at=now, valid_until=expires_at, fresh_until=expires_at - floor)
 
 
 def snapshot_from_mapping(data: object, *, now: float, floor: float) -> Snapshot:
@@ -126,7 +121,8 @@ def snapshot_from_mapping(data: object, *, now: float, floor: float) -> Snapshot
         kind = "nothing" if not data else type(data).__name__
         raise BadAnswer(f"the fetcher returned {kind}, expected a credentials mapping")
     fields: Mapping[str, Any] = data
-    missing = [key for key in ("access_key", "secret_key", "token", "expiry_time") if key not in fields]
+    required = ("access_key", "secret_key", "token", "expiry_time")
+    missing = [key for key in required if key not in fields]
     if missing:
         raise BadAnswer(f"the answer is missing {', '.join(missing)}")
     frozen = ReadOnlyCredentials(
