@@ -20,7 +20,7 @@ from . import _botocore
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._policy import RefreshPolicy
-from ._refresher import Refresher, _RefresherBase
+from ._refresher import Refresher, _RefresherBase, install_reactive_retry
 from ._scheduler import Scheduler, all_schedulers
 
 SessionT = TypeVar("SessionT")
@@ -205,7 +205,16 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
             # If the user later calls set_credentials(), respect that choice.
             return background if resolved is original else resolved
 
+        def cover_new_client(
+            wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            client = wrapped(*args, **kwargs)
+            if _botocore.client_credentials(client) is background:
+                install_reactive_retry(client)
+            return client
+
         wrapt.wrap_function_wrapper(inner, "get_credentials", serve_background)
+        wrapt.wrap_function_wrapper(inner, "create_client", cover_new_client)
         _wrapped[inner] = refresher
     return session
 

@@ -136,6 +136,7 @@ class _RefresherBase:
             previous = _botocore.bind_client(client, self._credentials)
             if previous.credentials is not self._credentials:
                 self._bindings[client] = previous
+        install_reactive_retry(client)
         return client
 
     def detach(self, client: BaseClient) -> None:
@@ -311,6 +312,18 @@ class _RefresherBase:
 
     def _wait_for_fresh(self) -> ReadOnlyCredentials:
         """Expired: wait (bounded) for one single-flight mint, never sign with the old set."""
+        snapshot = self._await_mint(
+            lambda snapshot, now: now < snapshot.valid_until, "the credentials expired"
+        )
+        return snapshot.frozen
+
+    def _await_mint(self, accept: Callable[[Snapshot, float], bool], situation: str) -> Snapshot:
+        """Wait, at most ``wait_timeout``, for a snapshot that ``accept`` takes.
+
+        Joins the mint under way or claims one (single-flight); the mint itself
+        runs on a mint thread. Raises :class:`CredentialsUnavailable` when the
+        breaker refuses, the awaited mint fails, or time runs out.
+        """
         deadline = time.monotonic() + self._policy.wait_timeout
         awaited: int | None = None
         while True:
@@ -318,36 +331,63 @@ class _RefresherBase:
             with self._cond:
                 snapshot = self._credentials._snapshot
                 now = self._clock()
-                if now < snapshot.valid_until:
-                    return snapshot.frozen
+                if accept(snapshot, now):
+                    return snapshot
                 if self._minting:
                     awaited = self._mint_id
                 elif awaited is not None and self._done_id >= awaited:
                     raise self._unavailable(
-                        f"the credentials expired and minting new ones failed: {self._last_error}"
+                        f"{situation} and minting new ones failed: {self._last_error}"
                     )
                 else:
                     claimed = self._claim(now)
                     if claimed is None:
-                        raise self._unavailable(self._refusal(now))
+                        raise self._unavailable(f"{situation} and {self._refusal(now)}")
                     awaited = claimed
                 if claimed is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise self._unavailable(
-                            "the credentials expired and no new set arrived within "
+                            f"{situation} and no new set arrived within "
                             f"wait_timeout={self._policy.wait_timeout:g}s"
                         )
                     self._cond.wait(remaining)
                     continue
             self._dispatch(claimed)
 
+    def _invalidate(self, error_code: str) -> bool:
+        """AWS rejected the current set although it looked valid: replace it now.
+
+        Mints single-flight and waits (bounded) for the new set. Returns whether
+        a different set is now served, i.e. whether one retry is worth making.
+        A set minted within the last ``min_interval`` is taken as already new.
+        """
+        rejected = self._credentials._snapshot
+        if self._clock() - rejected.issued_at < self._policy.min_interval:
+            return True
+        logger.warning(
+            "botocreds: AWS rejected the credentials of %s (%s) before their expiry; "
+            "minting a new set",
+            self.name,
+            error_code,
+            extra={"botocreds_source": self.name},
+        )
+        try:
+            self._await_mint(
+                lambda snapshot, now: snapshot is not rejected and now < snapshot.valid_until,
+                f"AWS rejected the credentials ({error_code})",
+            )
+        except CredentialsUnavailable as error:
+            logger.warning("botocreds: %s", error, extra={"botocreds_source": self.name})
+            return False
+        return True
+
     def _refusal(self, now: float) -> str:
-        # Lock held: the breaker refused a mint for expired credentials.
+        # Lock held: the breaker refused a mint.
         reopens = self._breaker.reopens_at(self._policy)
         wait = "" if reopens is None else f"; next attempt in {max(0.0, reopens - now):.0f}s"
         return (
-            f"the credentials expired and the circuit breaker is {self._breaker.state.value} "
+            f"the circuit breaker is {self._breaker.state.value} "
             f"after {self._breaker.failures} failed mints (last error: {self._last_error}){wait}"
         )
 
@@ -384,6 +424,46 @@ class _RefresherBase:
     def mint_count(self) -> int:
         """How many mints have succeeded, the eager first one included."""
         return self._mint_count
+
+
+#: Error codes with which AWS says a request's credentials are expired or unknown.
+REJECTION_CODES = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"}
+)
+_RETRIED = "botocreds_reactive_retry"
+
+
+def install_reactive_retry(client: BaseClient) -> None:
+    """Retry a request once, with new credentials, when AWS rejects them as expired.
+
+    Hooks botocore's own ``needs-retry`` event, so the retry re-signs through
+    the normal path. Installed once per client; it acts only while the client
+    signs with botocreds credentials, and at most once per request.
+    """
+    client_ref = weakref.ref(client)
+
+    def retry_rejected(response: Any = None, request_dict: Any = None, **_: Any) -> float | None:
+        if response is None or request_dict is None:
+            return None
+        code = (response[1] or {}).get("Error", {}).get("Code")
+        if code not in REJECTION_CODES:
+            return None
+        context = request_dict.setdefault("context", {})
+        if context.get(_RETRIED):
+            return None  # never loop: one reactive retry per request
+        context[_RETRIED] = True
+        current = client_ref()
+        credentials = None if current is None else _botocore.client_credentials(current)
+        if not isinstance(credentials, BackgroundCredentials):
+            return None
+        owner: _RefresherBase = credentials._owner  # type: ignore[assignment]
+        return 0.0 if owner._invalidate(code) else None
+
+    client.meta.events.register(
+        "needs-retry",
+        retry_rejected,  # type: ignore[arg-type]
+        unique_id="botocreds-reactive-retry",
+    )
 
 
 def _describe_callable(value: Callable[..., Any]) -> str:

@@ -42,17 +42,26 @@ class _Body:
         return payload
 
 
-def answer_locally(client: Any, body: dict[str, Any], signed_with: list[str]) -> None:
-    """Reply to every request of ``client`` with ``body``, recording the signing key."""
+def answer_locally(
+    client: Any,
+    body: dict[str, Any],
+    signed_with: list[str],
+    errors: list[tuple[int, dict[str, Any]]] | None = None,
+) -> None:
+    """Reply to every request of ``client`` with ``body``, recording the signing key.
+
+    While ``errors`` is not empty, its first (status, body) is popped and sent
+    instead: a scripted AWS error reply.
+    """
 
     def reply(request: Any, **_: Any) -> AWSResponse:
         authorization = request.headers.get("Authorization", b"")
         if isinstance(authorization, bytes):
             authorization = authorization.decode()
         signed_with.append(authorization.split("Credential=")[1].split("/")[0])
-        payload = json.dumps(body).encode()
+        status, payload = errors.pop(0) if errors else (200, body)
         headers = HTTPHeaders()
         headers["content-type"] = "application/x-amz-json-1.0"
-        return AWSResponse(request.url, 200, headers, _Body(payload))
+        return AWSResponse(request.url, status, headers, _Body(json.dumps(payload).encode()))
 
     client.meta.events.register("before-send", reply)
