@@ -355,15 +355,18 @@ class _RefresherBase:
                     continue
             self._dispatch(claimed)
 
-    def _invalidate(self, error_code: str) -> bool:
-        """AWS rejected the current set although it looked valid: replace it now.
+    def _invalidate(self, error_code: str, rejected: Snapshot | None) -> bool:
+        """AWS rejected a set although it looked valid: make sure a new one is served.
 
-        Mints single-flight and waits (bounded) for the new set. Returns whether
-        a different set is now served, i.e. whether one retry is worth making.
-        A set minted within the last ``min_interval`` is taken as already new.
+        ``rejected`` is the snapshot the request was signed with. If a newer set
+        is already published, nothing is minted. Otherwise one single-flight
+        mint runs and the caller waits for it (bounded). Returns whether a
+        different set is now served, i.e. whether one retry is worth making.
         """
-        rejected = self._credentials._snapshot
-        if self._clock() - rejected.issued_at < self._policy.min_interval:
+        current = self._credentials._snapshot
+        if rejected is None:
+            rejected = current
+        elif current is not rejected:
             return True
         logger.warning(
             "botocreds: AWS rejected the credentials of %s (%s) before their expiry; "
@@ -431,16 +434,30 @@ REJECTION_CODES = frozenset(
     {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"}
 )
 _RETRIED = "botocreds_reactive_retry"
+_SIGNED_WITH = "botocreds_signed_with"
 
 
 def install_reactive_retry(client: BaseClient) -> None:
     """Retry a request once, with new credentials, when AWS rejects them as expired.
 
-    Hooks botocore's own ``needs-retry`` event, so the retry re-signs through
-    the normal path. Installed once per client; it acts only while the client
-    signs with botocreds credentials, and at most once per request.
+    Two handlers on the client's own events: ``before-sign`` notes which
+    snapshot signs the request, and ``needs-retry`` (botocore's retry hook, so
+    the retry re-signs through the normal path) asks the refresher to replace
+    that snapshot when AWS rejects it. They act only while the client signs
+    with botocreds credentials, and retry at most once per request. Installed
+    once per client.
     """
     client_ref = weakref.ref(client)
+
+    def background_of_client() -> BackgroundCredentials | None:
+        current = client_ref()
+        credentials = None if current is None else _botocore.client_credentials(current)
+        return credentials if isinstance(credentials, BackgroundCredentials) else None
+
+    def note_snapshot(request: Any = None, **_: Any) -> None:
+        credentials = background_of_client()
+        if credentials is not None and request is not None:
+            request.context[_SIGNED_WITH] = credentials._snapshot
 
     def retry_rejected(response: Any = None, request_dict: Any = None, **_: Any) -> float | None:
         if response is None or request_dict is None:
@@ -452,14 +469,15 @@ def install_reactive_retry(client: BaseClient) -> None:
         if context.get(_RETRIED):
             return None  # never loop: one reactive retry per request
         context[_RETRIED] = True
-        current = client_ref()
-        credentials = None if current is None else _botocore.client_credentials(current)
-        if not isinstance(credentials, BackgroundCredentials):
+        credentials = background_of_client()
+        if credentials is None:
             return None
         owner: _RefresherBase = credentials._owner  # type: ignore[assignment]
-        return 0.0 if owner._invalidate(code) else None
+        return 0.0 if owner._invalidate(code, context.get(_SIGNED_WITH)) else None
 
-    client.meta.events.register(
+    events = client.meta.events
+    events.register("before-sign", note_snapshot, unique_id="botocreds-note-snapshot")
+    events.register(
         "needs-retry",
         retry_rejected,  # type: ignore[arg-type]
         unique_id="botocreds-reactive-retry",
