@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.client import BaseClient
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
@@ -41,6 +41,7 @@ logger = logging.getLogger("botocreds")
 
 Clock = Callable[[], float]
 Random = Callable[[], float]
+ClientT = TypeVar("ClientT", bound=BaseClient)
 
 
 class _RefresherBase:
@@ -123,7 +124,7 @@ class _RefresherBase:
         """Whether :meth:`close` has been called."""
         return self._closed
 
-    def attach(self, client: BaseClient) -> BaseClient:
+    def attach(self, client: ClientT) -> ClientT:
         """Make ``client`` sign with this refresher's credentials; return the client.
 
         Any number of clients can share one refresher and so one refresh.
