@@ -51,6 +51,9 @@ class RefreshPolicy:
             probe through.
         wait_timeout: the longest a request thread waits for a mint when the
             credentials it holds have expired.
+        mint_timeout: a mint still running after this long is abandoned and
+            counted as failed, so a hung source cannot hold its single-flight
+            slot forever; its late answer, if any, is discarded.
     """
 
     fraction: float = 0.8
@@ -63,6 +66,7 @@ class RefreshPolicy:
     static_ttl: float = 900.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+    mint_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         fraction = _check_number("fraction", self.fraction)
@@ -83,10 +87,11 @@ class RefreshPolicy:
                 raise ValueError(
                     f"RefreshPolicy.{name} must be >= 0 seconds, got {getattr(self, name)!r}"
                 )
-        if _check_number("static_ttl", self.static_ttl) <= 0:
-            raise ValueError(
-                f"RefreshPolicy.static_ttl must be > 0 seconds, got {self.static_ttl!r}"
-            )
+        for name in ("static_ttl", "mint_timeout"):
+            if _check_number(name, getattr(self, name)) <= 0:
+                raise ValueError(
+                    f"RefreshPolicy.{name} must be > 0 seconds, got {getattr(self, name)!r}"
+                )
         threshold = self.failure_threshold
         if isinstance(threshold, bool) or not isinstance(threshold, int):
             raise TypeError(

@@ -44,6 +44,13 @@ Random = Callable[[], float]
 ClientT = TypeVar("ClientT", bound=BaseClient)
 
 
+class MintTimedOut(TimeoutError):
+    """A mint ran longer than the policy's ``mint_timeout`` and was abandoned."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"the mint did not finish within mint_timeout={timeout:g}s")
+
+
 class _RefresherBase:
     """The machinery shared by :class:`Refresher` and :class:`Swapper`."""
 
@@ -204,6 +211,9 @@ class _RefresherBase:
         return self._mint_id
 
     def _dispatch(self, mint_id: int) -> None:
+        # The watchdog: if this mint has not finished by then, the scheduler
+        # abandons it. A finishing mint replaces this entry with the next due.
+        self._scheduler.schedule(self, self._last_start + self._policy.mint_timeout)
         try:
             self._scheduler.dispatch(partial(self._run_mint, mint_id))
         except BaseException as error:  # e.g. "can't start new thread"
@@ -280,8 +290,17 @@ class _RefresherBase:
     def _on_due(self, now: float) -> None:
         """Called on the scheduler thread when a refresh is due."""
         with self._cond:
-            if self._closed or self._minting:
+            if self._closed:
+                return
+            hung = self._hung_mint(now)
+            if self._minting and hung is None:
                 return  # a running mint reschedules when it finishes
+        if hung is not None:
+            self._finish(hung, None, MintTimedOut(self._policy.mint_timeout))
+            return
+        with self._cond:
+            if self._closed or self._minting:
+                return
             if now < self._not_before:
                 retry: float | None = self._not_before
                 mint_id = None
@@ -329,6 +348,14 @@ class _RefresherBase:
         awaited: int | None = None
         while True:
             claimed: int | None = None
+            with self._cond:
+                snapshot = self._credentials._snapshot
+                now = self._clock()
+                if accept(snapshot, now):
+                    return snapshot
+                hung = self._hung_mint(now)
+            if hung is not None:
+                self._finish(hung, None, MintTimedOut(self._policy.mint_timeout))
             with self._cond:
                 snapshot = self._credentials._snapshot
                 now = self._clock()
@@ -385,6 +412,12 @@ class _RefresherBase:
             logger.warning("botocreds: %s", error, extra={"botocreds_source": self.name})
             return False
         return True
+
+    def _hung_mint(self, now: float) -> int | None:
+        """The id of a mint running longer than ``mint_timeout``, if any. Lock held."""
+        if self._minting and now - self._last_start >= self._policy.mint_timeout:
+            return self._mint_id
+        return None
 
     def _refusal(self, now: float) -> str:
         # Lock held: the breaker refused a mint.

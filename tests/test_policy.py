@@ -31,7 +31,8 @@ def test_defaults_are_the_documented_ones() -> None:
     policy = RefreshPolicy()
     assert (policy.fraction, policy.floor, policy.jitter) == (0.8, 60.0, 0.1)
     assert (policy.min_interval, policy.failure_threshold, policy.cooldown) == (1.0, 5, 60.0)
-    assert (policy.wait_timeout, policy.static_ttl) == (5.0, 900.0)
+    assert (policy.wait_timeout, policy.static_ttl, policy.mint_timeout) == (5.0, 900.0, 120.0)
+    assert (policy.backoff_base, policy.backoff_max) == (1.0, 60.0)
 
 
 def test_one_hour_credentials_refresh_at_48_minutes_without_jitter() -> None:
@@ -65,6 +66,8 @@ def test_the_policy_is_immutable() -> None:
         ({"min_interval": -1.0}, "min_interval must be >= 0"),
         ({"wait_timeout": -0.5}, "wait_timeout must be >= 0"),
         ({"static_ttl": 0.0}, "static_ttl must be > 0"),
+        ({"mint_timeout": 0.0}, "mint_timeout must be > 0"),
+        ({"backoff_max": -1.0}, "backoff_max must be >= 0"),
         ({"floor": float("nan")}, "floor must be finite"),
     ],
 )

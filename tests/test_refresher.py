@@ -323,3 +323,21 @@ def _no_stray_threads() -> Iterator[None]:
     yield
     after = {t.name for t in threading.enumerate()}
     assert not {n for n in after - before if n.startswith("botocreds-mint")}
+
+
+def test_a_hung_mint_is_abandoned_after_mint_timeout_and_its_late_answer_ignored() -> None:
+    h = Harness(RefreshPolicy(mint_timeout=30.0))
+    first = h.key()
+    h.clock.advance(0.8 * 3600)
+    h.scheduler.run_pending()
+    hung = h.queue.jobs.pop()
+    h.clock.advance(30.0)
+    h.scheduler.run_pending()
+    assert not h.refresher._minting
+    assert h.refresher.breaker.failures == 1
+    assert h.scheduler.due_at(h.refresher) is not None, "a retry is scheduled"
+    hung()  # the fetch finally returns
+    assert h.key() == first, "an abandoned mint never publishes"
+    assert h.refresher.breaker.failures == 1
+    h.tick(2.0)
+    assert h.key() != first
