@@ -21,24 +21,18 @@ from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._policy import RefreshPolicy
 from ._refresher import Refresher, _RefresherBase, install_reactive_retry
-from ._scheduler import Scheduler, all_schedulers
+from ._scheduler import all_schedulers
 
 SessionT = TypeVar("SessionT")
 
 
-class _Shared:
-    """A registry entry: one refresher and how many attachments use it."""
-
-    def __init__(self, refresher: Refresher) -> None:
-        self.refresher = refresher
-        self.users = 0
-
-
+# Refreshers are held weakly everywhere here: a refresher lives as long as a
+# client, a wrapped session or an attachment uses it, and is collected after.
 _registry_lock = threading.RLock()
-_registry: weakref.WeakKeyDictionary[Credentials, dict[RefreshPolicy, _Shared]] = (
-    weakref.WeakKeyDictionary()
-)
-_wrapped: weakref.WeakKeyDictionary[Any, _RefresherBase] = weakref.WeakKeyDictionary()
+_registry: weakref.WeakKeyDictionary[
+    Credentials, dict[RefreshPolicy, weakref.ref[_RefresherBase]]
+] = weakref.WeakKeyDictionary()
+_wrapped: weakref.WeakKeyDictionary[Any, weakref.ref[_RefresherBase]] = weakref.WeakKeyDictionary()
 
 
 def _check_policy(policy: object) -> RefreshPolicy:
@@ -49,47 +43,53 @@ def _check_policy(policy: object) -> RefreshPolicy:
     return policy
 
 
-def _acquire(
-    credentials: Credentials, policy: RefreshPolicy, scheduler: Scheduler | None
-) -> Refresher:
-    """The shared refresher for ``credentials`` under ``policy``, created on first use."""
+def _acquire(credentials: Credentials, policy: RefreshPolicy) -> _RefresherBase:
+    """Take one use of the shared refresher for ``credentials`` under ``policy``.
+
+    Creates it on first use (which may raise, from the eager first mint; the
+    registry is then left as it was) and resumes it if it was closed.
+    """
     with _registry_lock:
         by_policy = _registry.setdefault(credentials, {})
-        shared = by_policy.get(policy)
-        if shared is None or shared.refresher.closed:
-            # May raise (the eager first mint); the registry is left as it was.
-            shared = _Shared(Refresher(credentials, policy=policy, _scheduler=scheduler))
-            by_policy[policy] = shared
-        shared.users += 1
-        return shared.refresher
+        known = by_policy.get(policy)
+        refresher = None if known is None else known()
+        if refresher is None:
+            refresher = Refresher(credentials, policy=policy)
+            by_policy[policy] = weakref.ref(refresher)
+        _retain(refresher)
+        return refresher
+
+
+def _retain(refresher: _RefresherBase) -> None:
+    with _registry_lock:
+        refresher._reopen()
+        refresher._users += 1
 
 
 def _release(refresher: _RefresherBase) -> None:
+    """Give back one use; the last one closes the refresher."""
     with _registry_lock:
-        for by_policy in list(_registry.values()):
-            for policy, shared in list(by_policy.items()):
-                if shared.refresher is refresher:
-                    shared.users -= 1
-                    if shared.users <= 0:
-                        del by_policy[policy]
-                        refresher.close()
-                    return
+        refresher._users -= 1
+        last = refresher._users <= 0
+    if last:
+        refresher.close()
 
 
 class Attachment:
     """The handle :func:`attach` returns.
 
     ``close()`` gives the client back the credentials object it had before and,
-    when no other attachment or wrapped session uses the shared refresher,
-    stops it. Idempotent; also a context manager.
+    when nothing else uses the shared refresher, stops it. Idempotent; also a
+    context manager. Dropping the client without closing is fine too: once the
+    client is garbage-collected, its use of the refresher is given back.
     """
 
     def __init__(self, client: BaseClient, refresher: _RefresherBase, *, owns: bool) -> None:
         self._client: weakref.ref[BaseClient] = weakref.ref(client)
         self._refresher = refresher
         self._owns = owns
-        self._closed = False
-        self._lock = threading.Lock()
+        # Runs _release exactly once: on close(), or when the client is collected.
+        self._use = weakref.finalize(client, _release, refresher)
 
     @property
     def refresher(self) -> _RefresherBase:
@@ -101,18 +101,19 @@ class Attachment:
         """The credentials object the client now signs with."""
         return self._refresher.credentials
 
+    @property
+    def closed(self) -> bool:
+        """Whether this attachment has been closed (or its client collected)."""
+        return not self._use.alive
+
     def close(self) -> None:
-        """Detach the client and release the shared refresher. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if not self._owns:
+        """Detach the client and give back its use of the shared refresher. Idempotent."""
+        if not self._use.alive:
             return
         client = self._client()
-        if client is not None:
+        if self._owns and client is not None:
             self._refresher.detach(client)
-        _release(self._refresher)
+        self._use()
 
     def __enter__(self) -> Attachment:
         return self
@@ -126,7 +127,7 @@ class Attachment:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<botocreds.Attachment {state} source={self._refresher.name!r}>"
 
 
@@ -155,9 +156,12 @@ def attach(client: BaseClient, *, policy: RefreshPolicy | None = None) -> Attach
     if current is None:
         raise ValueError("attach() got a client with no credentials (an unsigned client?)")
     if isinstance(current, BackgroundCredentials):
-        # Already covered, e.g. made from a wrapped session: share what runs.
-        return Attachment(client, current._owner, owns=False)  # type: ignore[arg-type]
-    refresher = _acquire(current, checked, None)
+        # Already covered, e.g. made from a wrapped session: share (and resume,
+        # after a shutdown) the refresher that serves it.
+        owner: _RefresherBase = current._owner  # type: ignore[assignment]
+        _retain(owner)
+        return Attachment(client, owner, owns=False)
+    refresher = _acquire(current, checked)
     refresher.attach(client)
     return Attachment(client, refresher, owns=True)
 
@@ -183,7 +187,10 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
         )
     checked = _check_policy(policy)
     with _registry_lock:
-        if inner in _wrapped:
+        known = _wrapped.get(inner)
+        wrapped_by = None if known is None else known()
+        if wrapped_by is not None:
+            wrapped_by._reopen()  # after a shutdown(), wrapping again resumes it
             return session
         original = inner.get_credentials()
         if original is None:
@@ -193,9 +200,13 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
                 "container or instance metadata)",
             )
         if isinstance(original, BackgroundCredentials):
-            _wrapped[inner] = original._owner  # type: ignore[assignment]
+            owner: _RefresherBase = original._owner  # type: ignore[assignment]
+            _retain(owner)
+            _wrapped[inner] = weakref.ref(owner)
             return session
-        refresher = _acquire(original, checked, None)
+        # The session's use is never given back: the refresher lives while the
+        # session or any of its clients does, and is collected with them.
+        refresher = _acquire(original, checked)
         background = refresher.credentials
 
         def serve_background(
@@ -215,7 +226,7 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
 
         wrapt.wrap_function_wrapper(inner, "get_credentials", serve_background)
         wrapt.wrap_function_wrapper(inner, "create_client", cover_new_client)
-        _wrapped[inner] = refresher
+        _wrapped[inner] = weakref.ref(refresher)
     return session
 
 

@@ -89,6 +89,7 @@ class _RefresherBase:
         self._last_error: str | None = None
         self._mint_count = 0
         self._closed = False
+        self._users = 0  # attachments and wrapped sessions sharing this refresher
         self._bindings: weakref.WeakKeyDictionary[BaseClient, _botocore.ClientBinding] = (
             weakref.WeakKeyDictionary()
         )
@@ -165,6 +166,19 @@ class _RefresherBase:
                 return
             self._closed = True
         self._scheduler.unregister(self)
+
+    def _reopen(self) -> None:
+        """Resume background refresh after :meth:`close`, for attach() or wrap() again."""
+        with self._cond:
+            if not self._closed:
+                return
+            self._closed = False
+            due = self._next_due(self._credentials._snapshot)
+            if self._breaker.failures:
+                due = self._not_before
+        self._scheduler.register(self)
+        if due is not None:
+            self._scheduler.schedule(self, due)
 
     def __enter__(self) -> _RefresherBase:
         return self

@@ -10,9 +10,12 @@ time. The thread re-reads the clock at least every ``max_sleep`` seconds, so a
 suspended process (a Lambda freeze, a laptop sleep) or a clock jump never
 leaves it asleep past a refresh.
 
-The thread starts when the first refresher registers and exits when the last
-one closes. After ``fork()`` the child gets fresh locks, an empty pool and a
-new thread on first need; the parent is unaffected.
+The scheduler holds its refreshers weakly: a refresher lives as long as a
+client, session, attachment or user holds it, and one that nobody can reach any
+more simply drops out. The thread starts with the first scheduled refresher
+and exits when the last one closes or is collected. After ``fork()`` the child
+gets fresh locks, an empty pool and a new thread on first need; the parent is
+unaffected.
 """
 
 from __future__ import annotations
@@ -128,10 +131,10 @@ class Scheduler:
         self._max_sleep = max_sleep
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
-        self._heap: list[tuple[float, int, Schedulable]] = []
-        self._due: dict[Schedulable, int] = {}
+        self._heap: list[tuple[float, int, weakref.ref[Schedulable]]] = []
+        self._due: weakref.WeakKeyDictionary[Schedulable, int] = weakref.WeakKeyDictionary()
         self._sequence = itertools.count()
-        self._members: set[Schedulable] = set()
+        self._members: weakref.WeakSet[Schedulable] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
         self._generation = 0
         _schedulers.add(self)
@@ -166,7 +169,7 @@ class Scheduler:
                 return
             sequence = next(self._sequence)
             self._due[target] = sequence
-            heapq.heappush(self._heap, (when, sequence, target))
+            heapq.heappush(self._heap, (when, sequence, weakref.ref(target)))
             self._ensure_thread()
             if self._heap[0][1] == sequence:
                 self._wakeup.notify_all()
@@ -198,8 +201,10 @@ class Scheduler:
                 if head is None or head[0] > now:
                     break
                 heapq.heappop(self._heap)
-                del self._due[head[2]]
-                ready.append(head[2])
+                target = head[2]()
+                if target is not None:
+                    del self._due[target]
+                    ready.append(target)
             head = self._head()
         for target in ready:
             try:
@@ -208,11 +213,13 @@ class Scheduler:
                 logger.exception("botocreds: a refresher failed while due")
         return None if head is None else head[0]
 
-    def _head(self) -> tuple[float, int, Schedulable] | None:
-        # Lock held. Skips entries replaced by a later schedule() or cancelled.
+    def _head(self) -> tuple[float, int, weakref.ref[Schedulable]] | None:
+        # Lock held. Skips entries replaced by a later schedule(), cancelled, or
+        # whose refresher has been collected.
         while self._heap:
             entry = self._heap[0]
-            if self._due.get(entry[2]) == entry[1]:
+            target = entry[2]()
+            if target is not None and self._due.get(target) == entry[1]:
                 return entry
             heapq.heappop(self._heap)
         return None
@@ -258,6 +265,10 @@ class Scheduler:
             self.run_pending()
             with self._lock:
                 if not self._current(generation):
+                    return
+                if not self._members:  # the last refresher was garbage-collected
+                    self._generation += 1
+                    self._thread = None
                     return
                 head = self._head()
                 # Computed under the lock, so a schedule() that lands after

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 
 import boto3
 import botocore.session
 import pytest
 from botocore import UNSIGNED
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError
@@ -192,3 +195,67 @@ def test_no_secret_appears_in_reprs_or_errors() -> None:
         assert frozen.token not in text
         assert frozen.access_key not in text
     assert frozen.access_key[-4:] in repr(refresher)
+
+
+class TestLifetime:
+    def test_attach_after_shutdown_resumes_background_refresh(self) -> None:
+        credentials, _ = _live_credentials()
+        client = session_with(credentials).client("s3")
+        first = botocreds.attach(client)
+        botocreds.shutdown()
+        assert first.refresher.closed
+        again = botocreds.attach(client)
+        assert again.refresher is first.refresher
+        assert not again.refresher.closed
+        assert again.refresher in again.refresher._scheduler.members()
+
+    def test_wrap_after_shutdown_resumes_background_refresh(self) -> None:
+        credentials, _ = _live_credentials()
+        session = botocreds.wrap(session_with(credentials))
+        background = session.get_credentials()
+        assert isinstance(background, BackgroundCredentials)
+        botocreds.shutdown()
+        botocreds.wrap(session)
+        refresher = background._owner
+        assert isinstance(refresher, botocreds.Refresher) and not refresher.closed
+
+    def test_a_refresher_nobody_uses_any_more_is_collected_and_stops(self) -> None:
+        credentials, _ = _live_credentials()
+        client = session_with(credentials).client("s3")
+        botocreds.attach(client)  # the handle is dropped at once
+        refresher = weakref.ref(_owner_of(client))
+        scheduler = _owner_of(client)._scheduler
+        del client
+        gc.collect()
+        assert refresher() is None
+        assert scheduler.members() == []
+
+    def test_a_dropped_wrapped_session_and_its_clients_are_collected(self) -> None:
+        credentials, _ = _live_credentials()
+        session = botocreds.wrap(session_with(credentials))
+        clients = [session.client("s3") for _ in range(3)]
+        refresher = weakref.ref(_owner_of(clients[0]))
+        del session
+        gc.collect()
+        assert refresher() is not None, "the clients still use it"
+        del clients
+        gc.collect()
+        assert refresher() is None
+
+    def test_closing_the_handle_of_a_collected_client_is_harmless(self) -> None:
+        credentials, _ = _live_credentials()
+        client = session_with(credentials).client("s3")
+        handle = botocreds.attach(client)
+        del client
+        gc.collect()
+        assert handle.closed
+        handle.close()
+        assert handle.refresher.closed
+
+
+def _owner_of(client: BaseClient) -> botocreds.Refresher:
+    credentials = _botocore.client_credentials(client)
+    assert isinstance(credentials, BackgroundCredentials)
+    owner = credentials._owner
+    assert isinstance(owner, botocreds.Refresher)
+    return owner
