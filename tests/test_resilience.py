@@ -25,7 +25,7 @@ from botocreds import BreakerState, CredentialsUnavailable, RefreshPolicy
 from botocreds._refresher import Refresher
 from botocreds._scheduler import Scheduler
 
-from ._fakes import EPOCH, Harness, Return, iso, refreshable
+from ._fakes import EPOCH, FakeClock, Harness, Return, iso, refreshable
 
 SCHEDULER_THREAD = "botocreds-scheduler"
 #: The longest any test here waits for another thread.
@@ -557,3 +557,16 @@ def test_the_jitter_is_drawn_again_in_a_forked_child(real_scheduler: Scheduler) 
         assert real_scheduler.due_at(refresher) == parent_due, "the parent keeps its schedule"
     finally:
         refresher.close()
+
+
+def test_a_wall_clock_jump_does_not_leave_the_scheduler_asleep_past_a_refresh() -> None:
+    """The thread re-reads the clock every max_sleep, so a jump (or a thaw) is noticed."""
+    clock = FakeClock()
+    scheduler = Scheduler(clock, lambda job: job(), max_sleep=0.05)
+    target = Target()
+    scheduler.register(target)
+    scheduler.schedule(target, clock() + 3600.0)
+    assert not target.due.wait(0.2), "nothing is due yet"
+    clock.advance(3600.0)  # no notify: only a re-read of the clock can notice
+    assert target.due.wait(10.0)
+    scheduler.unregister(target)

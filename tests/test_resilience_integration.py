@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -290,3 +291,38 @@ def test_a_keyboard_interrupt_inside_a_fetch_is_a_failed_mint(
     assert scheduler_thread is not None and scheduler_thread.is_alive()
     assert refresher._scheduler.thread is scheduler_thread
     setup.s3.list_buckets()
+
+
+def test_a_forked_child_keeps_refreshing_against_sts(setup: Setup) -> None:
+    """A worker forked from a parent with an attached client refreshes on its own."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        status = 1
+        try:
+            signed_with: list[str] = []
+            setup.s3.meta.events.register(
+                "before-send",
+                lambda request, **_: signed_with.append(
+                    request.headers["Authorization"].decode().split("Credential=")[1][:20]
+                ),
+            )
+            deadline = time.monotonic() + 3 * LIFETIME
+            while time.monotonic() < deadline and len(set(signed_with)) < 3:
+                setup.s3.list_buckets()
+                time.sleep(0.05)
+            threads = {t.name for t in threading.enumerate()}
+            report = f"{len(set(signed_with))} {int('botocreds-scheduler' in threads)}"
+            os.write(write_end, report.encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        distinct, scheduler_alive = (int(part) for part in pipe.read().split())
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert distinct >= 3, "the child's requests were signed with keys it refreshed itself"
+    assert scheduler_alive == 1, "the child runs its own scheduler thread"
+    setup.s3.list_buckets()  # the parent is unaffected
+    assert setup.refresher.mint_count >= 1 and not setup.refresher.closed
