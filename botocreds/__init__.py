@@ -16,6 +16,7 @@ from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._policy import RefreshPolicy
 from ._refresher import Refresher, Swapper
+from ._sts import assume_role, from_fetcher, web_identity
 from ._version import __version__
 
 __all__ = [
@@ -27,7 +28,10 @@ __all__ = [
     "Refresher",
     "Swapper",
     "__version__",
+    "assume_role",
     "attach",
+    "from_fetcher",
     "shutdown",
+    "web_identity",
     "wrap",
 ]

@@ -32,8 +32,11 @@ def test_the_public_api_is_exactly_this() -> None:
         "Refresher",
         "Swapper",
         "__version__",
+        "assume_role",
         "attach",
+        "from_fetcher",
         "shutdown",
+        "web_identity",
         "wrap",
     ]
     for name in botocreds.__all__:
