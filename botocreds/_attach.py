@@ -7,8 +7,10 @@ one refresher, so one fetch per lifetime, not ten.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
+from collections import deque
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -21,7 +23,7 @@ from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._policy import RefreshPolicy
 from ._refresher import Refresher, _RefresherBase, install_reactive_retry
-from ._scheduler import all_schedulers
+from ._scheduler import add_housekeeping, all_schedulers
 
 SessionT = TypeVar("SessionT")
 
@@ -47,17 +49,29 @@ def _acquire(credentials: Credentials, policy: RefreshPolicy) -> _RefresherBase:
     """Take one use of the shared refresher for ``credentials`` under ``policy``.
 
     Creates it on first use (which may raise, from the eager first mint; the
-    registry is then left as it was) and resumes it if it was closed.
+    registry is then left as it was) and resumes it if it was closed. The first
+    mint runs outside the registry lock, so one slow source never holds up
+    attach() or wrap() of another; if two threads race, one refresher wins.
     """
+    _drain_releases()
+    with _registry_lock:
+        known = _registry.get(credentials, {}).get(policy)
+        refresher = None if known is None else known()
+        if refresher is not None:
+            _retain(refresher)
+            return refresher
+    created = Refresher(credentials, policy=policy)
     with _registry_lock:
         by_policy = _registry.setdefault(credentials, {})
         known = by_policy.get(policy)
         refresher = None if known is None else known()
         if refresher is None:
-            refresher = Refresher(credentials, policy=policy)
+            refresher = created
             by_policy[policy] = weakref.ref(refresher)
         _retain(refresher)
-        return refresher
+    if refresher is not created:
+        created.close()
+    return refresher
 
 
 def _retain(refresher: _RefresherBase) -> None:
@@ -68,11 +82,46 @@ def _retain(refresher: _RefresherBase) -> None:
 
 def _release(refresher: _RefresherBase) -> None:
     """Give back one use; the last one closes the refresher."""
+    # Under the registry lock, so that no _retain() can slip in between the
+    # count reaching zero and the close.
     with _registry_lock:
         refresher._users -= 1
-        last = refresher._users <= 0
-    if last:
-        refresher.close()
+        if refresher._users <= 0:
+            refresher.close()
+
+
+# Uses given back by garbage collection. A finalizer runs on whatever thread
+# triggered the collection, possibly one holding a botocreds lock, so it only
+# appends here (atomic, takes no lock); the releases happen on the next
+# attach()/wrap()/close(), or on the scheduler thread within a minute.
+_pending_releases: deque[_RefresherBase] = deque()
+
+
+def _release_later(refresher: _RefresherBase) -> None:
+    _pending_releases.append(refresher)
+
+
+_drain_lock = threading.Lock()
+
+
+def _drain_releases() -> None:
+    # Serialised, so that a caller returns only once every queued release,
+    # including one the scheduler thread is processing, has been applied.
+    with _drain_lock:
+        while _pending_releases:
+            _release(_pending_releases.popleft())
+
+
+add_housekeeping(_drain_releases)
+
+
+def _reset_lock_in_child() -> None:
+    global _registry_lock, _drain_lock
+    _registry_lock = threading.RLock()
+    _drain_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 class Attachment:
@@ -88,8 +137,8 @@ class Attachment:
         self._client: weakref.ref[BaseClient] = weakref.ref(client)
         self._refresher = refresher
         self._owns = owns
-        # Runs _release exactly once: on close(), or when the client is collected.
-        self._use = weakref.finalize(client, _release, refresher)
+        # Gives the use back exactly once: on close(), or when the client is collected.
+        self._use = weakref.finalize(client, _release_later, refresher)
 
     @property
     def refresher(self) -> _RefresherBase:
@@ -108,12 +157,12 @@ class Attachment:
 
     def close(self) -> None:
         """Detach the client and give back its use of the shared refresher. Idempotent."""
-        if not self._use.alive:
-            return
-        client = self._client()
-        if self._owns and client is not None:
-            self._refresher.detach(client)
-        self._use()
+        if self._use.alive:
+            client = self._client()
+            if self._owns and client is not None:
+                self._refresher.detach(client)
+            self._use()
+        _drain_releases()
 
     def __enter__(self) -> Attachment:
         return self
@@ -152,6 +201,7 @@ def attach(client: BaseClient, *, policy: RefreshPolicy | None = None) -> Attach
             f"attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
         )
     checked = _check_policy(policy)
+    _drain_releases()
     current = _botocore.client_credentials(client)
     if current is None:
         raise ValueError("attach() got a client with no credentials (an unsigned client?)")
@@ -186,48 +236,59 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
             f"wrap() expected a boto3.Session or botocore Session, got {type(session).__name__}"
         )
     checked = _check_policy(policy)
+    _drain_releases()
     with _registry_lock:
-        known = _wrapped.get(inner)
-        wrapped_by = None if known is None else known()
+        wrapped_by = _wrapper_of(inner)
         if wrapped_by is not None:
             wrapped_by._reopen()  # after a shutdown(), wrapping again resumes it
             return session
-        original = inner.get_credentials()
-        if original is None:
-            raise CredentialsUnavailable(
-                source="session",
-                reason="no credentials were found (environment, config files, SSO, "
-                "container or instance metadata)",
-            )
-        if isinstance(original, BackgroundCredentials):
-            owner: _RefresherBase = original._owner  # type: ignore[assignment]
+    # Resolving the chain and the first mint may do I/O: no lock is held.
+    original = inner.get_credentials()
+    if original is None:
+        raise CredentialsUnavailable(
+            source="session",
+            reason="no credentials were found (environment, config files, SSO, "
+            "container or instance metadata)",
+        )
+    if isinstance(original, BackgroundCredentials):
+        owner: _RefresherBase = original._owner  # type: ignore[assignment]
+        with _registry_lock:
             _retain(owner)
             _wrapped[inner] = weakref.ref(owner)
+        return session
+    # The session's use is never given back: the refresher lives while the
+    # session or any of its clients does, and is collected with them.
+    refresher = _acquire(original, checked)
+    background = refresher.credentials
+
+    def serve_background(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        resolved = wrapped(*args, **kwargs)
+        # If the user later calls set_credentials(), respect that choice.
+        return background if resolved is original else resolved
+
+    def cover_new_client(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        client = wrapped(*args, **kwargs)
+        if _botocore.client_credentials(client) is background:
+            install_reactive_retry(client)
+        return client
+
+    with _registry_lock:
+        if _wrapper_of(inner) is not None:  # another thread wrapped it meanwhile
+            _release(refresher)
             return session
-        # The session's use is never given back: the refresher lives while the
-        # session or any of its clients does, and is collected with them.
-        refresher = _acquire(original, checked)
-        background = refresher.credentials
-
-        def serve_background(
-            wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            resolved = wrapped(*args, **kwargs)
-            # If the user later calls set_credentials(), respect that choice.
-            return background if resolved is original else resolved
-
-        def cover_new_client(
-            wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            client = wrapped(*args, **kwargs)
-            if _botocore.client_credentials(client) is background:
-                install_reactive_retry(client)
-            return client
-
         wrapt.wrap_function_wrapper(inner, "get_credentials", serve_background)
         wrapt.wrap_function_wrapper(inner, "create_client", cover_new_client)
         _wrapped[inner] = weakref.ref(refresher)
     return session
+
+
+def _wrapper_of(inner: Any) -> _RefresherBase | None:
+    known = _wrapped.get(inner)
+    return None if known is None else known()
 
 
 def shutdown() -> None:
@@ -235,6 +296,7 @@ def shutdown() -> None:
 
     Clients stay usable: they mint on demand when their credentials expire.
     """
+    _drain_releases()
     for scheduler in all_schedulers():
         for member in scheduler.members():
             close = getattr(member, "close", None)

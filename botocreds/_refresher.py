@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
@@ -89,6 +90,8 @@ class _RefresherBase:
         self._last_error: str | None = None
         self._mint_count = 0
         self._closed = False
+        self._abandoned: int | None = None  # a mint given up on whose fetch still runs
+        self._mint_thread: tuple[int, threading.Thread] | None = None
         self._users = 0  # attachments and wrapped sessions sharing this refresher
         self._bindings: weakref.WeakKeyDictionary[BaseClient, _botocore.ClientBinding] = (
             weakref.WeakKeyDictionary()
@@ -105,7 +108,14 @@ class _RefresherBase:
         self._last_start = now
         self._not_before = now + policy.min_interval
         self._mint_count = 1
-        self._credentials = BackgroundCredentials(self, snapshot, self._clock, method)
+        # The refresher owns the current snapshot and copies each new one into its
+        # BackgroundCredentials, which it holds only weakly: clients hold that
+        # object, and it holds the refresher, so a refresher nobody uses any
+        # more is freed by reference counting alone, without waiting for the
+        # cycle collector.
+        self._snapshot = snapshot
+        self._method = method
+        self._credentials_ref: weakref.ref[BackgroundCredentials] | None = None
         self._scheduler.register(self)
         due = self._next_due(snapshot)
         if due is not None:
@@ -120,7 +130,19 @@ class _RefresherBase:
         Hand it to anything that takes botocore credentials; every read sees
         the latest published set.
         """
-        return self._credentials
+        with self._cond:
+            credentials = None if self._credentials_ref is None else self._credentials_ref()
+            if credentials is None:
+                credentials = BackgroundCredentials(self, self._snapshot, self._clock, self._method)
+                self._credentials_ref = weakref.ref(credentials)
+            return credentials
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        # Lock held. One reference store each: readers see the old set or the new.
+        self._snapshot = snapshot
+        credentials = None if self._credentials_ref is None else self._credentials_ref()
+        if credentials is not None:
+            credentials._snapshot = snapshot
 
     @property
     def policy(self) -> RefreshPolicy:
@@ -141,9 +163,10 @@ class _RefresherBase:
             raise TypeError(
                 f"attach() expected a botocore/boto3 client, got {type(client).__name__}"
             )
+        credentials = self.credentials
         with self._bindings_lock:
-            previous = _botocore.bind_client(client, self._credentials)
-            if previous.credentials is not self._credentials:
+            previous = _botocore.bind_client(client, credentials)
+            if previous.credentials is not credentials:
                 self._bindings[client] = previous
         install_reactive_retry(client)
         return client
@@ -152,7 +175,8 @@ class _RefresherBase:
         """Give ``client`` back the credentials it had before :meth:`attach`."""
         with self._bindings_lock:
             previous = self._bindings.pop(client, None)
-            if previous is not None and _botocore.client_credentials(client) is self._credentials:
+            current = _botocore.client_credentials(client)
+            if previous is not None and getattr(current, "_owner", None) is self:
                 _botocore.restore_client(client, previous)
 
     def close(self) -> None:
@@ -161,11 +185,14 @@ class _RefresherBase:
         Attached clients keep working: when their credentials expire, a request
         mints a new set on demand (single-flight) instead.
         """
+        # The scheduler is told under the refresher's lock (lock order: refresher,
+        # then scheduler; the scheduler never calls back while holding its own),
+        # so a concurrent _reopen() cannot interleave with it.
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-        self._scheduler.unregister(self)
+            self._scheduler.unregister(self)
 
     def _reopen(self) -> None:
         """Resume background refresh after :meth:`close`, for attach() or wrap() again."""
@@ -173,12 +200,18 @@ class _RefresherBase:
             if not self._closed:
                 return
             self._closed = False
-            due = self._next_due(self._credentials._snapshot)
-            if self._breaker.failures:
-                due = self._not_before
-        self._scheduler.register(self)
-        if due is not None:
-            self._scheduler.schedule(self, due)
+            self._scheduler.register(self)
+            due = self._resume_due()
+            if due is not None:
+                self._scheduler.schedule(self, due)
+
+    def _resume_due(self) -> float | None:
+        # Lock held: when to act next after a reopen or a fork.
+        if self._minting:
+            return self._last_start + self._policy.mint_timeout  # the watchdog
+        if self._breaker.failures:
+            return self._not_before  # keep the backoff or cooldown
+        return self._next_due(self._snapshot)
 
     def __enter__(self) -> _RefresherBase:
         return self
@@ -192,7 +225,7 @@ class _RefresherBase:
         self.close()
 
     def __repr__(self) -> str:
-        snapshot = self._credentials._snapshot
+        snapshot = self._snapshot
         return (
             f"<{type(self).__name__} source={self.name!r} "
             f"access_key={mask_access_key(snapshot.frozen.access_key)!r} "
@@ -214,7 +247,7 @@ class _RefresherBase:
     # -- minting --------------------------------------------------------------
     def _claim(self, now: float) -> int | None:
         """Claim the single-flight slot if the breaker admits a mint. Lock held."""
-        if self._minting:
+        if self._minting or self._abandoned is not None:
             return None
         admitted, self._breaker = self._breaker.admit(now, self._policy)
         if not admitted:
@@ -225,10 +258,10 @@ class _RefresherBase:
         return self._mint_id
 
     def _dispatch(self, mint_id: int) -> None:
-        # The watchdog: if this mint has not finished by then, the scheduler
-        # abandons it. A finishing mint replaces this entry with the next due.
-        self._scheduler.schedule(self, self._last_start + self._policy.mint_timeout)
         try:
+            # The watchdog: if this mint has not finished by then, the scheduler
+            # abandons it. A finishing mint replaces this entry with the next due.
+            self._scheduler.schedule(self, self._last_start + self._policy.mint_timeout)
             self._scheduler.dispatch(partial(self._run_mint, mint_id))
         except BaseException as error:  # e.g. "can't start new thread"
             self._finish(mint_id, None, error)
@@ -238,6 +271,15 @@ class _RefresherBase:
         # On a mint-pool thread. BaseException is caught so that even a
         # KeyboardInterrupt raised inside a fetcher releases the single-flight
         # slot and counts as a failed mint.
+        with self._cond:
+            if mint_id != self._mint_id or not self._minting:
+                stale = True  # abandoned while it waited in the queue: do not fetch
+            else:
+                stale = False
+                self._mint_thread = (mint_id, threading.current_thread())
+        if stale:
+            self._finish(mint_id, None, MintTimedOut(self._policy.mint_timeout))
+            return
         started = time.monotonic()
         try:
             snapshot = self._source.mint(self._clock, self._policy.floor)
@@ -254,14 +296,27 @@ class _RefresherBase:
         duration: float = 0.0,
     ) -> None:
         now = self._clock()
+        hung_thread: threading.Thread | None = None
         with self._cond:
             if mint_id != self._mint_id or not self._minting:
-                return  # abandoned (the process forked while it ran)
+                # A mint given up on (hung, or lost in a fork) has come back: its
+                # answer is discarded, and the source may mint again.
+                if mint_id == self._abandoned:
+                    self._abandoned = None
+                    closed = self._closed
+                    self._cond.notify_all()
+                    if not closed:
+                        self._scheduler.schedule(self, max(now, self._not_before))
+                return
             self._minting = False
             self._done_id = mint_id
+            if isinstance(error, MintTimedOut):
+                self._abandoned = mint_id
+                if self._mint_thread is not None and self._mint_thread[0] == mint_id:
+                    hung_thread = self._mint_thread[1]
             if snapshot is not None:
                 self._breaker = self._breaker.record_success()
-                self._credentials._snapshot = snapshot
+                self._publish(snapshot)
                 self._last_error = None
                 self._mint_count += 1
                 self._not_before = self._last_start + self._policy.min_interval
@@ -272,7 +327,7 @@ class _RefresherBase:
                 self._last_error = describe_error(error)
                 due = self._breaker.reopens_at(self._policy)
                 if due is None:
-                    current = self._credentials._snapshot
+                    current = self._snapshot
                     expires_at = current.valid_until if current.expires else None
                     due = self._policy.retry_at(
                         now, self._breaker.failures, expires_at, self._random()
@@ -281,6 +336,9 @@ class _RefresherBase:
             self._cond.notify_all()
             closed = self._closed
             breaker = self._breaker
+        if hung_thread is not None:
+            # Its pool slot goes to other sources; the thread exits when its fetch returns.
+            self._scheduler.disown(hung_thread)
         if snapshot is not None:
             logger.info(
                 "botocreds: %s refreshed in %.3fs; new set %s",
@@ -321,6 +379,8 @@ class _RefresherBase:
             else:
                 mint_id = self._claim(now)
                 retry = None if mint_id is not None else self._breaker.reopens_at(self._policy)
+                if mint_id is None and self._abandoned is not None:
+                    retry = None  # rescheduled when the hung fetch returns
         if mint_id is not None:
             self._dispatch(mint_id)
         elif retry is not None:
@@ -329,7 +389,7 @@ class _RefresherBase:
     # -- the slow path of BackgroundCredentials -----------------------------------
     def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials:
         """Serve a request whose snapshot is inside the floor or expired."""
-        snapshot = self._credentials._snapshot  # may have been replaced meanwhile
+        snapshot = self._snapshot  # may have been replaced meanwhile
         now = self._clock()
         if now < snapshot.fresh_until:
             return snapshot.frozen
@@ -351,19 +411,23 @@ class _RefresherBase:
         )
         return snapshot.frozen
 
-    def _await_mint(self, accept: Callable[[Snapshot, float], bool], situation: str) -> Snapshot:
+    def _await_mint(
+        self, accept: Callable[[Snapshot, float], bool], situation: str, *, paced: bool = False
+    ) -> Snapshot:
         """Wait, at most ``wait_timeout``, for a snapshot that ``accept`` takes.
 
         Joins the mint under way or claims one (single-flight); the mint itself
-        runs on a mint thread. Raises :class:`CredentialsUnavailable` when the
-        breaker refuses, the awaited mint fails, or time runs out.
+        runs on a mint thread. With ``paced``, a new mint also waits for
+        ``min_interval`` since the last one. Raises
+        :class:`CredentialsUnavailable` when the breaker refuses, the awaited
+        mint fails, or time runs out.
         """
         deadline = time.monotonic() + self._policy.wait_timeout
         awaited: int | None = None
         while True:
             claimed: int | None = None
             with self._cond:
-                snapshot = self._credentials._snapshot
+                snapshot = self._snapshot
                 now = self._clock()
                 if accept(snapshot, now):
                     return snapshot
@@ -371,7 +435,7 @@ class _RefresherBase:
             if hung is not None:
                 self._finish(hung, None, MintTimedOut(self._policy.mint_timeout))
             with self._cond:
-                snapshot = self._credentials._snapshot
+                snapshot = self._snapshot
                 now = self._clock()
                 if accept(snapshot, now):
                     return snapshot
@@ -381,6 +445,14 @@ class _RefresherBase:
                     raise self._unavailable(
                         f"{situation} and minting new ones failed: {self._last_error}"
                     )
+                elif paced and now < self._not_before:
+                    pause = min(self._not_before - now, deadline - time.monotonic())
+                    if pause <= 0:
+                        raise self._unavailable(
+                            f"{situation} and a new set may not be minted yet (min_interval)"
+                        )
+                    self._cond.wait(pause)
+                    continue
                 else:
                     claimed = self._claim(now)
                     if claimed is None:
@@ -400,15 +472,17 @@ class _RefresherBase:
     def _invalidate(self, error_code: str, rejected: Snapshot | None) -> bool:
         """AWS rejected a set although it looked valid: make sure a new one is served.
 
-        ``rejected`` is the snapshot the request was signed with. If a newer set
-        is already published, nothing is minted. Otherwise one single-flight
-        mint runs and the caller waits for it (bounded). Returns whether a
-        different set is now served, i.e. whether one retry is worth making.
+        ``rejected`` is the snapshot the request was signed with. If a set with
+        another access key is already published, nothing is minted. Otherwise
+        one single-flight mint runs, paced by ``min_interval`` and the breaker,
+        and the caller waits for it (bounded). Returns whether a set with
+        another access key is now served, i.e. whether one retry is worth making.
         """
-        current = self._credentials._snapshot
+        current = self._snapshot
         if rejected is None:
             rejected = current
-        elif current is not rejected:
+        rejected_key = rejected.frozen.access_key
+        if current.frozen.access_key != rejected_key:
             return True
         logger.warning(
             "botocreds: AWS rejected the credentials of %s (%s) before their expiry; "
@@ -419,8 +493,11 @@ class _RefresherBase:
         )
         try:
             self._await_mint(
-                lambda snapshot, now: snapshot is not rejected and now < snapshot.valid_until,
+                lambda snapshot, now: (
+                    snapshot.frozen.access_key != rejected_key and now < snapshot.valid_until
+                ),
                 f"AWS rejected the credentials ({error_code})",
+                paced=True,
             )
         except CredentialsUnavailable as error:
             logger.warning("botocreds: %s", error, extra={"botocreds_source": self.name})
@@ -434,7 +511,12 @@ class _RefresherBase:
         return None
 
     def _refusal(self, now: float) -> str:
-        # Lock held: the breaker refused a mint.
+        # Lock held: the breaker (or a hung fetch) refused a mint.
+        if self._abandoned is not None:
+            return (
+                "the previous mint hung past mint_timeout and its fetch has not returned "
+                f"(last error: {self._last_error})"
+            )
         reopens = self._breaker.reopens_at(self._policy)
         wait = "" if reopens is None else f"; next attempt in {max(0.0, reopens - now):.0f}s"
         return (
@@ -454,14 +536,16 @@ class _RefresherBase:
         """
         self._cond = threading.Condition(threading.Lock())
         self._bindings_lock = threading.Lock()
-        if self._minting:
-            self._minting = False
-            self._mint_id += 1  # the parent's mint never finishes here
+        # The parent's mint threads do not exist here: nothing is in flight.
+        self._mint_id += 1
+        self._minting = False
+        self._abandoned = None
+        self._mint_thread = None
+        if self._breaker.probing:  # a half-open probe lost in the fork
+            self._breaker = replace(self._breaker, probing=False)
         if self._closed:
             return
-        due = self._next_due(self._credentials._snapshot)
-        if self._breaker.failures:
-            due = self._not_before  # keep the backoff or cooldown the parent was in
+        due = self._resume_due()
         if due is not None:
             self._scheduler.schedule(self, due)
 

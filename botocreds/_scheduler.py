@@ -61,7 +61,8 @@ class MintPool:
         self._max_workers = max_workers
         self._lock = threading.Lock()
         self._queue: deque[Job] = deque()
-        self._workers = 0
+        self._workers = 0  # threads counted against max_workers
+        self._disowned: set[threading.Thread] = set()  # stuck in a hung job, not counted
         self._names = itertools.count(1)
 
     def submit(self, job: Job) -> None:
@@ -81,9 +82,30 @@ class MintPool:
                     self._queue.remove(job)
             raise
 
+    def disown(self, thread: threading.Thread) -> None:
+        """Stop counting ``thread``, stuck in a hung job, against the maximum.
+
+        Its slot goes to a new worker if work is waiting; the stuck thread
+        exits as soon as its job returns.
+        """
+        with self._lock:
+            if thread in self._disowned or not thread.is_alive():
+                return
+            self._disowned.add(thread)
+            self._workers -= 1
+            if not self._queue or self._workers >= self._max_workers:
+                return
+            self._workers += 1
+            name = f"botocreds-mint-{next(self._names)}"
+        threading.Thread(target=self._work, name=name, daemon=True).start()
+
     def _work(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._lock:
+                if me in self._disowned:
+                    self._disowned.discard(me)
+                    return
                 if not self._queue:
                     self._workers -= 1
                     return
@@ -105,6 +127,7 @@ class MintPool:
         self._lock = threading.Lock()
         self._queue.clear()
         self._workers = 0
+        self._disowned.clear()
 
 
 class Scheduler:
@@ -191,6 +214,10 @@ class Scheduler:
         """Run a mint job off the scheduler thread."""
         self._dispatch(job)
 
+    def disown(self, thread: threading.Thread) -> None:
+        """A mint thread is stuck in a hung fetch: free its pool slot for other sources."""
+        self._pool.disown(thread)
+
     def run_pending(self) -> float | None:
         """Run every entry that is due now; return when the next one is due."""
         now = self._clock()
@@ -263,6 +290,11 @@ class Scheduler:
                 if not self._current(generation):
                     return
             self.run_pending()
+            for chore in list(_housekeeping):
+                try:
+                    chore()
+                except Exception:
+                    logger.exception("botocreds: a housekeeping task failed")
             with self._lock:
                 if not self._current(generation):
                     return
@@ -309,19 +341,31 @@ class Scheduler:
 
 
 _schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()
+#: Light tasks the scheduler thread runs on every wake-up, outside all locks.
+_housekeeping: list[Callable[[], None]] = []
+#: The schedulers whose locks the forking thread holds (only those are released).
+_held_for_fork: list[Scheduler] = []
+
+
+def add_housekeeping(chore: Callable[[], None]) -> None:
+    """Run ``chore`` on the scheduler thread at every wake-up (at least once a minute)."""
+    _housekeeping.append(chore)
 
 
 def _before_fork() -> None:
-    for scheduler in list(_schedulers):
+    _held_for_fork[:] = list(_schedulers)
+    for scheduler in _held_for_fork:
         scheduler._before_fork()
 
 
 def _after_fork_in_parent() -> None:
-    for scheduler in list(_schedulers):
+    for scheduler in _held_for_fork:
         scheduler._after_fork_in_parent()
+    _held_for_fork.clear()
 
 
 def _after_fork_in_child() -> None:
+    _held_for_fork.clear()
     for scheduler in list(_schedulers):
         scheduler._after_fork_in_child()
 

@@ -139,7 +139,7 @@ def _check_region(region: object, fallback: str | None, what: str) -> str:
     if not chosen:
         raise ValueError(
             f"{what} needs a region for its regional STS endpoint: pass region=, "
-            "or configure one (AWS_REGION, or region in the profile)"
+            "or configure one (AWS_DEFAULT_REGION, or region in the profile)"
         )
     return chosen
 
@@ -268,8 +268,9 @@ def web_identity(
 ) -> boto3.Session:
     """A session for ``role_arn`` through a web-identity token (EKS IRSA, GitHub OIDC…).
 
-    ``role_arn`` and ``token_file`` default to ``AWS_ROLE_ARN`` and
-    ``AWS_WEB_IDENTITY_TOKEN_FILE``, as EKS sets them. The token file is read
+    ``role_arn``, ``token_file`` and ``session_name`` default to ``AWS_ROLE_ARN``,
+    ``AWS_WEB_IDENTITY_TOKEN_FILE`` and ``AWS_ROLE_SESSION_NAME``, as EKS and
+    botocore use them. The token file is read
     again on every mint, because Kubernetes rotates it. The STS call is
     unsigned: the token is the only credential.
 
@@ -285,7 +286,9 @@ def web_identity(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"web_identity() token file not found: {path}")
-    name = _check_session_name(session_name)
+    name = _check_session_name(
+        session_name if session_name is not None else os.environ.get("AWS_ROLE_SESSION_NAME")
+    )
     seconds = _check_duration(duration)
     checked_policy = _check_policy(policy)
     sts_session = botocore.session.Session()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import weakref
+from typing import Any
 
 import boto3
 import botocore.session
@@ -12,11 +14,17 @@ import pytest
 from botocore import UNSIGNED
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.credentials import Credentials
+from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import BotoCoreError
 
 import botocreds
-from botocreds import BackgroundCredentials, CredentialsUnavailable, RefreshPolicy, _botocore
+from botocreds import (
+    BackgroundCredentials,
+    CredentialsUnavailable,
+    RefreshPolicy,
+    _attach,
+    _botocore,
+)
 
 from ._fakes import FakeClock, ScriptedFetcher, refreshable
 from ._sessions import session_with
@@ -49,7 +57,7 @@ def test_credentials_unavailable_is_a_botocore_error() -> None:
     assert issubclass(CredentialsUnavailable, BotoCoreError)
 
 
-def _live_credentials(lifetime: float = 3600.0) -> tuple[Credentials, ScriptedFetcher]:
+def _live_credentials(lifetime: float = 3600.0) -> tuple[RefreshableCredentials, ScriptedFetcher]:
     fetcher = ScriptedFetcher(FakeClock(time.time()), lifetime=lifetime)
     return refreshable(fetcher), fetcher
 
@@ -262,3 +270,59 @@ def _owner_of(client: BaseClient) -> botocreds.Refresher:
     owner = credentials._owner
     assert isinstance(owner, botocreds.Refresher)
     return owner
+
+
+class TestLocking:
+    def test_a_collected_client_gives_its_use_back_without_taking_a_lock(self) -> None:
+        # The finalizer may run inside a collection on a thread that holds
+        # botocreds locks; it must only queue the release.
+        credentials, _ = _live_credentials()
+        client = session_with(credentials).client("s3")
+        handle = botocreds.attach(client)
+        refresher = handle.refresher
+        del handle
+        with refresher._cond, _attach._registry_lock:
+            done = threading.Event()
+
+            def collect() -> None:
+                nonlocal client
+                del client
+                gc.collect()
+                done.set()
+
+            collector = threading.Thread(target=collect)
+            collector.start()
+            assert done.wait(10), "the finalizer blocked on a lock"
+        collector.join(10)
+        assert not refresher.closed, "released later, outside the collection"
+        _attach._drain_releases()
+        assert refresher.closed
+
+    def test_a_slow_first_mint_does_not_hold_up_attach_of_another_source(self) -> None:
+        entered, release = threading.Event(), threading.Event()
+        slow, _ = _live_credentials()
+        slow_fetch = _botocore.refresh_function(slow)
+
+        def blocking_fetch() -> Any:
+            entered.set()
+            release.wait(10)
+            return slow_fetch()
+
+        slow._refresh_using = blocking_fetch  # type: ignore[attr-defined]
+        attaching = threading.Thread(target=botocreds.attach, args=(_client_of(slow),))
+        attaching.start()
+        try:
+            assert entered.wait(10)
+            fast, _ = _live_credentials()
+            quick = threading.Thread(target=botocreds.attach, args=(_client_of(fast),))
+            quick.start()
+            quick.join(10)
+            assert not quick.is_alive(), "attach() waited for another source's mint"
+        finally:
+            release.set()
+            attaching.join(10)
+
+
+def _client_of(credentials: Credentials) -> BaseClient:
+    client: BaseClient = session_with(credentials).client("s3")
+    return client

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 
 import boto3
@@ -341,3 +343,74 @@ def test_a_hung_mint_is_abandoned_after_mint_timeout_and_its_late_answer_ignored
     assert h.refresher.breaker.failures == 1
     h.tick(2.0)
     assert h.key() != first
+
+
+def test_while_an_abandoned_fetch_still_runs_the_source_mints_nothing_more() -> None:
+    # One stuck thread per source at most: a hung source cannot eat the pool.
+    h = Harness(RefreshPolicy(mint_timeout=30.0, floor=10.0, wait_timeout=0.0), lifetime=100.0)
+    h.clock.advance(80.0)
+    h.scheduler.run_pending()
+    hung = h.queue.jobs.pop()
+    h.clock.advance(30.0)
+    h.scheduler.run_pending()  # the watchdog abandons it
+    with pytest.raises(CredentialsUnavailable, match="hung past mint_timeout"):
+        h.key()  # expired, and no second fetch starts beside the hung one
+    assert h.queue.jobs == []
+    calls = h.fetcher.calls
+    hung()  # the job finally runs: it was given up on, so it fetches nothing
+    assert h.fetcher.calls == calls
+    h.tick(2.0)  # and the source mints again
+    assert h.key() == "ASIAFAKE00000003"
+
+
+def test_a_half_open_probe_lost_in_a_fork_does_not_wedge_the_child() -> None:
+    policy = RefreshPolicy(failure_threshold=1, cooldown=10.0, floor=10.0, wait_timeout=0.0)
+    h = Harness(policy, lifetime=100.0, script=[None, OSError("down")])
+    h.tick(80.0)  # fails: the breaker opens
+    h.clock.advance(10.0)
+    h.scheduler.run_pending()  # the probe is claimed...
+    assert h.refresher.breaker.probing
+    h.queue.jobs.clear()  # ...and lost: the process forked while it ran
+    h.refresher._after_fork_in_child()
+    assert h.scheduler.due_at(h.refresher) is not None
+    h.tick(1.0)
+    assert h.refresher.breaker.state is BreakerState.CLOSED
+
+
+def test_a_refresher_nobody_holds_is_freed_without_the_cycle_collector() -> None:
+    clock = FakeClock()
+    refresher = botocreds.Refresher(refreshable(ScriptedFetcher(clock)), _scheduler=_manual(clock))
+    credentials = refresher.credentials
+    freed = weakref.ref(refresher)
+    gc.disable()
+    try:
+        del refresher
+        assert freed() is not None, "its credentials object still uses it"
+        del credentials
+        assert freed() is None
+    finally:
+        gc.enable()
+
+
+def test_the_reactive_retry_needs_a_different_key_and_respects_min_interval() -> None:
+    h = Harness(RefreshPolicy(min_interval=30.0, wait_timeout=0.0), inline=True)
+    rejected = h.refresher._snapshot
+    h.fetcher.answer = lambda: {  # type: ignore[method-assign]
+        "access_key": rejected.frozen.access_key,
+        "secret_key": "same",
+        "token": "same",
+        "expiry_time": iso(h.clock() + 3600),
+    }
+    h.clock.advance(60.0)
+    assert not h.refresher._invalidate("ExpiredToken", rejected), "same key back: no retry"
+    calls = h.fetcher.calls
+    assert not h.refresher._invalidate("ExpiredToken", rejected)
+    assert h.fetcher.calls == calls, "a second rejection within min_interval mints nothing"
+
+
+def test_a_swapper_over_another_refreshers_credentials_keeps_their_expiry() -> None:
+    h = Harness(lifetime=3600.0)
+    swapper = botocreds.Swapper(
+        lambda: h.refresher.credentials, clock=h.clock, _scheduler=_manual(h.clock)
+    )
+    assert swapper.credentials.expiry_time == h.refresher.credentials.expiry_time
