@@ -302,3 +302,4 @@ def shutdown() -> None:
             close = getattr(member, "close", None)
             if close is not None:
                 close()
+        scheduler.prune()

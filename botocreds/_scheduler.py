@@ -173,11 +173,24 @@ class Scheduler:
         with self._lock:
             self._members.discard(target)
             self._due.pop(target, None)
-            if not self._members:
-                self._heap.clear()
-                self._generation += 1  # tells a running thread to exit
-                self._thread = None
-                self._wakeup.notify_all()
+            self._stop_if_idle()
+
+    def prune(self) -> None:
+        """Stop the thread now if no refresher is left (some may have been collected).
+
+        Without this, a thread whose last refresher was garbage-collected exits
+        at its next wake-up, within ``max_sleep``.
+        """
+        with self._lock:
+            self._stop_if_idle()
+
+    def _stop_if_idle(self) -> None:
+        # Lock held.
+        if not self._members:
+            self._heap.clear()
+            self._generation += 1  # tells a running thread to exit
+            self._thread = None
+            self._wakeup.notify_all()
 
     def members(self) -> list[Schedulable]:
         """The refreshers currently registered."""
