@@ -14,23 +14,46 @@ from ._attach import Attachment, attach, shutdown, wrap
 from ._breaker import BreakerState
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
+from ._events import (
+    BreakerChanged,
+    ReactiveInvalidation,
+    RefreshEvent,
+    RefreshFailed,
+    RefreshSucceeded,
+    Reporter,
+    RequestPathMint,
+    get_reporters,
+    set_reporters,
+)
 from ._policy import RefreshPolicy
-from ._refresher import Refresher, Swapper
+from ._refresher import Refresher, Swapper, health
+from ._status import RefresherStatus
 from ._sts import assume_role, from_fetcher, web_identity
 from ._version import __version__
 
 __all__ = [
     "Attachment",
     "BackgroundCredentials",
+    "BreakerChanged",
     "BreakerState",
     "CredentialsUnavailable",
+    "ReactiveInvalidation",
+    "RefreshEvent",
+    "RefreshFailed",
     "RefreshPolicy",
+    "RefreshSucceeded",
     "Refresher",
+    "RefresherStatus",
+    "Reporter",
+    "RequestPathMint",
     "Swapper",
     "__version__",
     "assume_role",
     "attach",
     "from_fetcher",
+    "get_reporters",
+    "health",
+    "set_reporters",
     "shutdown",
     "web_identity",
     "wrap",

@@ -21,6 +21,7 @@ from botocore.credentials import Credentials
 from . import _botocore
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
+from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
 from ._refresher import Refresher, _RefresherBase, install_reactive_retry
 from ._scheduler import add_housekeeping, all_schedulers
@@ -31,8 +32,9 @@ SessionT = TypeVar("SessionT")
 # Refreshers are held weakly everywhere here: a refresher lives as long as a
 # client, a wrapped session or an attachment uses it, and is collected after.
 _registry_lock = threading.RLock()
+# Keyed by the credentials object, then by (policy, reporter).
 _registry: weakref.WeakKeyDictionary[
-    Credentials, dict[RefreshPolicy, weakref.ref[_RefresherBase]]
+    Credentials, dict[tuple[RefreshPolicy, Reporter | None], weakref.ref[_RefresherBase]]
 ] = weakref.WeakKeyDictionary()
 _wrapped: weakref.WeakKeyDictionary[Any, weakref.ref[_RefresherBase]] = weakref.WeakKeyDictionary()
 
@@ -45,7 +47,9 @@ def _check_policy(policy: object) -> RefreshPolicy:
     return policy
 
 
-def _acquire(credentials: Credentials, policy: RefreshPolicy) -> _RefresherBase:
+def _acquire(
+    credentials: Credentials, policy: RefreshPolicy, reporter: Reporter | None
+) -> _RefresherBase:
     """Take one use of the shared refresher for ``credentials`` under ``policy``.
 
     Creates it on first use (which may raise, from the eager first mint; the
@@ -54,20 +58,21 @@ def _acquire(credentials: Credentials, policy: RefreshPolicy) -> _RefresherBase:
     attach() or wrap() of another; if two threads race, one refresher wins.
     """
     _drain_releases()
+    key = (policy, reporter)
     with _registry_lock:
-        known = _registry.get(credentials, {}).get(policy)
+        known = _registry.get(credentials, {}).get(key)
         refresher = None if known is None else known()
         if refresher is not None:
             _retain(refresher)
             return refresher
-    created = Refresher(credentials, policy=policy)
+    created = Refresher(credentials, policy=policy, reporter=reporter)
     with _registry_lock:
-        by_policy = _registry.setdefault(credentials, {})
-        known = by_policy.get(policy)
+        by_key = _registry.setdefault(credentials, {})
+        known = by_key.get(key)
         refresher = None if known is None else known()
         if refresher is None:
             refresher = created
-            by_policy[policy] = weakref.ref(refresher)
+            by_key[key] = weakref.ref(refresher)
         _retain(refresher)
     if refresher is not created:
         created.close()
@@ -180,7 +185,12 @@ class Attachment:
         return f"<botocreds.Attachment {state} source={self._refresher.name!r}>"
 
 
-def attach(client: BaseClient, *, policy: RefreshPolicy | None = None) -> Attachment:
+def attach(
+    client: BaseClient,
+    *,
+    policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
+) -> Attachment:
     """Refresh ``client``'s credentials in the background from now on.
 
     The client's own credentials object (usually its session's) is kept fresh
@@ -191,7 +201,9 @@ def attach(client: BaseClient, *, policy: RefreshPolicy | None = None) -> Attach
     Raises ``TypeError`` if ``client`` is not a botocore/boto3 client,
     ``ValueError`` if it has no credentials (an unsigned client), and
     :class:`CredentialsUnavailable` if the first mint fails. On any error the
-    client is left exactly as it was.
+    client is left exactly as it was. ``reporter`` receives the refresher's
+    events (see :class:`RefreshEvent`); a client already covered keeps the
+    refresher, and the reporter, it has.
     """
     if not _botocore.is_client(client):
         hint = ""
@@ -201,6 +213,7 @@ def attach(client: BaseClient, *, policy: RefreshPolicy | None = None) -> Attach
             f"attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
         )
     checked = _check_policy(policy)
+    checked_reporter = check_reporter(reporter)
     _drain_releases()
     current = _botocore.client_credentials(client)
     if current is None:
@@ -211,12 +224,17 @@ def attach(client: BaseClient, *, policy: RefreshPolicy | None = None) -> Attach
         owner: _RefresherBase = current._owner  # type: ignore[assignment]
         _retain(owner)
         return Attachment(client, owner, owns=False)
-    refresher = _acquire(current, checked)
+    refresher = _acquire(current, checked, checked_reporter)
     refresher.attach(client)
     return Attachment(client, refresher, owns=True)
 
 
-def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
+def wrap(
+    session: SessionT,
+    *,
+    policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
+) -> SessionT:
     """Cover every client and resource made from ``session``, now or later.
 
     Call once at startup, before making clients, with a ``boto3.Session`` or a
@@ -228,7 +246,7 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
 
     Raises ``TypeError`` for anything that is not a session, and
     :class:`CredentialsUnavailable` if the session finds no credentials or the
-    first mint fails.
+    first mint fails. ``reporter`` receives the refresher's events.
     """
     inner = _botocore.botocore_session_of(session)
     if inner is None:
@@ -236,6 +254,7 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
             f"wrap() expected a boto3.Session or botocore Session, got {type(session).__name__}"
         )
     checked = _check_policy(policy)
+    checked_reporter = check_reporter(reporter)
     _drain_releases()
     with _registry_lock:
         wrapped_by = _wrapper_of(inner)
@@ -258,7 +277,7 @@ def wrap(session: SessionT, *, policy: RefreshPolicy | None = None) -> SessionT:
         return session
     # The session's use is never given back: the refresher lives while the
     # session or any of its clients does, and is collected with them.
-    refresher = _acquire(original, checked)
+    refresher = _acquire(original, checked, checked_reporter)
     background = refresher.credentials
 
     def serve_background(

@@ -21,6 +21,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timezone
 from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
@@ -32,13 +33,28 @@ from . import _botocore
 from ._breaker import Breaker
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
+from ._events import (
+    BreakerChanged,
+    ReactiveInvalidation,
+    RefreshEvent,
+    RefreshFailed,
+    RefreshSucceeded,
+    Reporter,
+    RequestPathMint,
+    check_reporter,
+    emit,
+)
 from ._policy import RefreshPolicy
 from ._redact import describe_error, mask_access_key
 from ._scheduler import Scheduler, default_scheduler
 from ._snapshot import Snapshot
 from ._sources import FactorySource, FetchSource, Source, StaticSource
+from ._status import RefresherStatus
 
 logger = logging.getLogger("botocreds")
+
+#: Every refresher alive in the process, open or closed, for health().
+_refreshers: weakref.WeakSet[_RefresherBase] = weakref.WeakSet()
 
 Clock = Callable[[], float]
 Random = Callable[[], float]
@@ -63,6 +79,7 @@ class _RefresherBase:
         clock: Clock | None,
         random: Random | None,
         method: str,
+        reporter: Reporter | None,
         _scheduler: Scheduler | None,
     ) -> None:
         if policy is None:
@@ -74,6 +91,7 @@ class _RefresherBase:
         for label, value in (("clock", clock), ("random", random)):
             if value is not None and not callable(value):
                 raise TypeError(f"{label} must be callable, got {type(value).__name__}")
+        self._reporter = check_reporter(reporter)
         self.name = source.name
         self._source = source
         self._policy = policy
@@ -93,6 +111,7 @@ class _RefresherBase:
         self._abandoned: int | None = None  # a mint given up on whose fetch still runs
         self._mint_thread: tuple[int, threading.Thread] | None = None
         self._users = 0  # attachments and wrapped sessions sharing this refresher
+        self._events: list[RefreshEvent] = []  # built under the lock, emitted after it
         self._bindings: weakref.WeakKeyDictionary[BaseClient, _botocore.ClientBinding] = (
             weakref.WeakKeyDictionary()
         )
@@ -101,10 +120,14 @@ class _RefresherBase:
         # The eager first mint runs here, on the constructing thread: a source
         # that cannot mint fails now, loudly, rather than on the first request.
         now = self._clock()
+        started = time.monotonic()
         try:
             snapshot = source.mint(self._clock, policy.floor)
         except Exception as error:
-            raise CredentialsUnavailable(source=self.name, reason=describe_error(error)) from error
+            reason = describe_error(error)
+            duration = time.monotonic() - started
+            emit(RefreshFailed(self.name, duration, None, 1, reason), self._reporter)
+            raise CredentialsUnavailable(source=self.name, reason=reason) from error
         self._last_start = now
         self._not_before = now + policy.min_interval
         self._mint_count = 1
@@ -116,11 +139,12 @@ class _RefresherBase:
         self._snapshot = snapshot
         self._method = method
         self._credentials_ref: weakref.ref[BackgroundCredentials] | None = None
+        _refreshers.add(self)
         self._scheduler.register(self)
         due = self._next_due(snapshot)
         if due is not None:
             self._scheduler.schedule(self, due)
-        logger.debug("botocreds: %s minted %s", self.name, snapshot)
+        emit(self._succeeded(snapshot, time.monotonic() - started, 1), self._reporter)
 
     # -- public ---------------------------------------------------------------
     @property
@@ -249,9 +273,12 @@ class _RefresherBase:
         """Claim the single-flight slot if the breaker admits a mint. Lock held."""
         if self._minting or self._abandoned is not None:
             return None
-        admitted, self._breaker = self._breaker.admit(now, self._policy)
+        previous = self._breaker
+        admitted, self._breaker = previous.admit(now, self._policy)
         if not admitted:
             return None
+        if self._breaker.state is not previous.state:
+            self._events.append(self._breaker_changed(previous, now))
         self._minting = True
         self._mint_id += 1
         self._last_start = now
@@ -314,7 +341,9 @@ class _RefresherBase:
                 self._abandoned = mint_id
                 if self._mint_thread is not None and self._mint_thread[0] == mint_id:
                     hung_thread = self._mint_thread[1]
+            previous = self._breaker
             if snapshot is not None:
+                self._events.append(self._succeeded(snapshot, duration, previous.failures + 1))
                 self._breaker = self._breaker.record_success()
                 self._publish(snapshot)
                 self._last_error = None
@@ -325,6 +354,15 @@ class _RefresherBase:
                 assert error is not None
                 self._breaker = self._breaker.record_failure(now, self._policy)
                 self._last_error = describe_error(error)
+                self._events.append(
+                    RefreshFailed(
+                        self.name,
+                        duration,
+                        self._remaining(now),
+                        self._breaker.failures,
+                        self._last_error,
+                    )
+                )
                 due = self._breaker.reopens_at(self._policy)
                 if due is None:
                     current = self._snapshot
@@ -333,31 +371,16 @@ class _RefresherBase:
                         now, self._breaker.failures, expires_at, self._random()
                     )
                 self._not_before = due
+            if self._breaker.state is not previous.state:
+                self._events.append(self._breaker_changed(previous, now))
             self._cond.notify_all()
             closed = self._closed
-            breaker = self._breaker
         if hung_thread is not None:
             # Its pool slot goes to other sources; the thread exits when its fetch returns.
             self._scheduler.disown(hung_thread)
-        if snapshot is not None:
-            logger.info(
-                "botocreds: %s refreshed in %.3fs; new set %s",
-                self.name,
-                duration,
-                snapshot,
-                extra={"botocreds_source": self.name, "botocreds_duration": duration},
-            )
-        else:
-            logger.warning(
-                "botocreds: %s failed to refresh (attempt %d, breaker %s): %s",
-                self.name,
-                breaker.failures,
-                breaker.state.value,
-                self._last_error,
-                extra={"botocreds_source": self.name, "botocreds_duration": duration},
-            )
         if not closed and due is not None:
             self._scheduler.schedule(self, due)
+        self._flush_events()
 
     def _on_due(self, now: float) -> None:
         """Called on the scheduler thread when a refresh is due."""
@@ -381,6 +404,7 @@ class _RefresherBase:
                 retry = None if mint_id is not None else self._breaker.reopens_at(self._policy)
                 if mint_id is None and self._abandoned is not None:
                     retry = None  # rescheduled when the hung fetch returns
+        self._flush_events()
         if mint_id is not None:
             self._dispatch(mint_id)
         elif retry is not None:
@@ -399,6 +423,7 @@ class _RefresherBase:
             if not (self._closed or self._minting or now < self._not_before):
                 with self._cond:
                     mint_id = None if self._closed or now < self._not_before else self._claim(now)
+                self._flush_events()
                 if mint_id is not None:
                     self._dispatch(mint_id)
             return snapshot.frozen
@@ -406,10 +431,22 @@ class _RefresherBase:
 
     def _wait_for_fresh(self) -> ReadOnlyCredentials:
         """Expired: wait (bounded) for one single-flight mint, never sign with the old set."""
-        snapshot = self._await_mint(
-            lambda snapshot, now: now < snapshot.valid_until, "the credentials expired"
-        )
-        return snapshot.frozen
+        started = time.monotonic()
+        succeeded = False
+        try:
+            snapshot = self._await_mint(
+                lambda snapshot, now: now < snapshot.valid_until, "the credentials expired"
+            )
+            succeeded = True
+            return snapshot.frozen
+        finally:
+            waited = time.monotonic() - started
+            now = self._clock()
+            attempt = self._breaker.failures + 1
+            emit(
+                RequestPathMint(self.name, waited, self._remaining(now), attempt, succeeded),
+                self._reporter,
+            )
 
     def _await_mint(
         self, accept: Callable[[Snapshot, float], bool], situation: str, *, paced: bool = False
@@ -467,6 +504,7 @@ class _RefresherBase:
                         )
                     self._cond.wait(remaining)
                     continue
+            self._flush_events()
             self._dispatch(claimed)
 
     def _invalidate(self, error_code: str, rejected: Snapshot | None) -> bool:
@@ -478,31 +516,34 @@ class _RefresherBase:
         and the caller waits for it (bounded). Returns whether a set with
         another access key is now served, i.e. whether one retry is worth making.
         """
+        started = time.monotonic()
         current = self._snapshot
         if rejected is None:
             rejected = current
         rejected_key = rejected.frozen.access_key
-        if current.frozen.access_key != rejected_key:
-            return True
-        logger.warning(
-            "botocreds: AWS rejected the credentials of %s (%s) before their expiry; "
-            "minting a new set",
+        retried = current.frozen.access_key != rejected_key
+        if not retried:
+            try:
+                self._await_mint(
+                    lambda snapshot, now: (
+                        snapshot.frozen.access_key != rejected_key and now < snapshot.valid_until
+                    ),
+                    f"AWS rejected the credentials ({error_code})",
+                    paced=True,
+                )
+                retried = True
+            except CredentialsUnavailable as error:
+                logger.warning("botocreds: %s", error)
+        event = ReactiveInvalidation(
             self.name,
+            time.monotonic() - started,
+            self._remaining(self._clock()),
+            self._breaker.failures + 1,
             error_code,
-            extra={"botocreds_source": self.name},
+            retried,
         )
-        try:
-            self._await_mint(
-                lambda snapshot, now: (
-                    snapshot.frozen.access_key != rejected_key and now < snapshot.valid_until
-                ),
-                f"AWS rejected the credentials ({error_code})",
-                paced=True,
-            )
-        except CredentialsUnavailable as error:
-            logger.warning("botocreds: %s", error, extra={"botocreds_source": self.name})
-            return False
-        return True
+        emit(event, self._reporter)
+        return retried
 
     def _hung_mint(self, now: float) -> int | None:
         """The id of a mint running longer than ``mint_timeout``, if any. Lock held."""
@@ -522,6 +563,63 @@ class _RefresherBase:
         return (
             f"the circuit breaker is {self._breaker.state.value} "
             f"after {self._breaker.failures} failed mints (last error: {self._last_error}){wait}"
+        )
+
+    # -- events -------------------------------------------------------------------
+    def _remaining(self, now: float) -> float | None:
+        snapshot = self._snapshot
+        return snapshot.valid_until - now if snapshot.expires else None
+
+    def _succeeded(self, snapshot: Snapshot, duration: float, attempt: int) -> RefreshSucceeded:
+        expires_at = (
+            datetime.fromtimestamp(snapshot.valid_until, timezone.utc) if snapshot.expires else None
+        )
+        remaining = snapshot.lifetime if snapshot.expires else None
+        masked = mask_access_key(snapshot.frozen.access_key)
+        return RefreshSucceeded(self.name, duration, remaining, attempt, masked, expires_at)
+
+    def _breaker_changed(self, previous: Breaker, now: float) -> BreakerChanged:
+        failures = max(previous.failures, self._breaker.failures)
+        return BreakerChanged(
+            self.name, 0.0, self._remaining(now), failures, previous.state, self._breaker.state
+        )
+
+    def _flush_events(self) -> None:
+        """Hand the events built under the lock to the reporters, with no lock held."""
+        with self._cond:
+            if not self._events:
+                return
+            events, self._events = self._events, []
+        for event in events:
+            emit(event, self._reporter)
+
+    def status(self) -> RefresherStatus:
+        """A frozen snapshot of this refresher's state, for health checks and debugging."""
+        with self._cond:
+            snapshot = self._snapshot
+            breaker = self._breaker
+            last_error = self._last_error
+            mint_count = self._mint_count
+            closed = self._closed
+        now = self._clock()
+        due = self._scheduler.due_at(self)
+        return RefresherStatus(
+            source=self.name,
+            access_key=mask_access_key(snapshot.frozen.access_key),
+            expires_at=(
+                datetime.fromtimestamp(snapshot.valid_until, timezone.utc)
+                if snapshot.expires
+                else None
+            ),
+            next_refresh_at=(
+                None if due is None or closed else datetime.fromtimestamp(due, timezone.utc)
+            ),
+            breaker=breaker.state,
+            failures=breaker.failures,
+            last_error=last_error,
+            mint_count=mint_count,
+            closed=closed,
+            valid=now < snapshot.valid_until,
         )
 
     def _unavailable(self, reason: str) -> CredentialsUnavailable:
@@ -644,6 +742,7 @@ class Refresher(_RefresherBase):
         name: str | None = None,
         clock: Clock | None = None,
         random: Random | None = None,
+        reporter: Reporter | None = None,
         _scheduler: Scheduler | None = None,
     ) -> None:
         source, method = _source_for(credentials, name)
@@ -653,6 +752,7 @@ class Refresher(_RefresherBase):
             clock=clock,
             random=random,
             method=method,
+            reporter=reporter,
             _scheduler=_scheduler,
         )
 
@@ -705,6 +805,7 @@ class Swapper(_RefresherBase):
         name: str | None = None,
         clock: Clock | None = None,
         random: Random | None = None,
+        reporter: Reporter | None = None,
         _scheduler: Scheduler | None = None,
     ) -> None:
         if not callable(factory):
@@ -719,5 +820,14 @@ class Swapper(_RefresherBase):
             clock=clock,
             random=random,
             method="botocreds-swapper",
+            reporter=reporter,
             _scheduler=_scheduler,
         )
+
+
+def health() -> list[RefresherStatus]:
+    """The :meth:`~Refresher.status` of every refresher in the process.
+
+    For a readiness probe: ``all(s.valid for s in botocreds.health())``.
+    """
+    return sorted((r.status() for r in list(_refreshers)), key=lambda s: s.source)

@@ -33,6 +33,7 @@ from botocore.utils import FileWebIdentityTokenLoader, create_nested_client
 
 from . import _botocore
 from ._attach import wrap
+from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
 
 #: STS accepts role sessions of 15 minutes to 12 hours.
@@ -75,6 +76,7 @@ def _session_serving(
     credentials: Credentials,
     region: str | None,
     policy: RefreshPolicy | None,
+    reporter: Reporter | None,
     like: botocore.session.Session | None = None,
 ) -> boto3.Session:
     """A new wrapped boto3 session whose every client signs with ``credentials``.
@@ -87,7 +89,8 @@ def _session_serving(
         inner.set_default_client_config(like.get_default_client_config())
     chain = CredentialResolver([_FixedCredentials(credentials)])
     inner.register_component("credential_provider", chain)
-    return wrap(boto3.Session(botocore_session=inner, region_name=region), policy=policy)
+    session = boto3.Session(botocore_session=inner, region_name=region)
+    return wrap(session, policy=policy, reporter=reporter)
 
 
 def _check_policy(policy: object) -> RefreshPolicy | None:
@@ -175,6 +178,7 @@ def assume_role(
     mfa_token: Callable[[], str] | None = None,
     region: str | None = None,
     policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
 ) -> boto3.Session:
     """A session that assumes ``role_arn`` with ``parent``'s credentials, kept fresh.
 
@@ -186,7 +190,8 @@ def assume_role(
     the background mint thread for every mint, never through a terminal prompt.
     ``duration`` is in seconds (900 to 43200); ``policy_arns`` are managed
     policy ARNs and ``tags`` session tags. STS is called in ``region`` (default:
-    the parent's region). ``policy`` is the :class:`RefreshPolicy`.
+    the parent's region). ``policy`` is the :class:`RefreshPolicy`; ``reporter``
+    receives the refresher's events.
 
     Every argument is checked before any network call (``TypeError`` or
     ``ValueError``); the first mint then runs eagerly, so a role that cannot be
@@ -198,6 +203,7 @@ def assume_role(
     name = _check_session_name(session_name)
     seconds = _check_duration(duration)
     checked_policy = _check_policy(policy)
+    checked_reporter = check_reporter(reporter)
     chosen_region = _check_region(region, parent.region_name, "assume_role()")
     for label, text in (
         ("external_id", external_id),
@@ -254,7 +260,9 @@ def assume_role(
         cache=_NoCache(),
     )
     deferred = DeferredRefreshableCredentials(fetcher.fetch_credentials, f"assume-role:{arn}")
-    return _session_serving(deferred, chosen_region, checked_policy, like=parent_inner)
+    return _session_serving(
+        deferred, chosen_region, checked_policy, checked_reporter, like=parent_inner
+    )
 
 
 def web_identity(
@@ -265,6 +273,7 @@ def web_identity(
     duration: float | None = None,
     region: str | None = None,
     policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
 ) -> boto3.Session:
     """A session for ``role_arn`` through a web-identity token (EKS IRSA, GitHub OIDC…).
 
@@ -291,6 +300,7 @@ def web_identity(
     )
     seconds = _check_duration(duration)
     checked_policy = _check_policy(policy)
+    checked_reporter = check_reporter(reporter)
     sts_session = botocore.session.Session()
     chosen_region = _check_region(
         region, sts_session.get_config_variable("region"), "web_identity()"
@@ -313,11 +323,14 @@ def web_identity(
     deferred = DeferredRefreshableCredentials(
         fetcher.fetch_credentials, f"assume-role-with-web-identity:{arn}"
     )
-    return _session_serving(deferred, chosen_region, checked_policy)
+    return _session_serving(deferred, chosen_region, checked_policy, checked_reporter)
 
 
 def from_fetcher(
-    fetch: Callable[[], Mapping[str, Any]], *, policy: RefreshPolicy | None = None
+    fetch: Callable[[], Mapping[str, Any]],
+    *,
+    policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
 ) -> boto3.Session:
     """A session whose credentials come from your own ``fetch()``, kept fresh.
 
@@ -332,6 +345,7 @@ def from_fetcher(
             f"got {type(fetch).__name__}"
         )
     checked_policy = _check_policy(policy)
+    checked_reporter = check_reporter(reporter)
     name = getattr(fetch, "__qualname__", None) or type(fetch).__name__
     deferred = DeferredRefreshableCredentials(fetch, f"fetcher:{name}")
-    return _session_serving(deferred, None, checked_policy)
+    return _session_serving(deferred, None, checked_policy, checked_reporter)

@@ -59,13 +59,19 @@ class ScriptedFetcher:
         self.threads: list[str] = []
         self._serial = itertools.count(1)
         self.lock = threading.Lock()
+        #: Every (access key, secret key, token) issued, for secret scans.
+        self.issued: list[tuple[str, str, str]] = []
 
     def answer(self) -> dict[str, Any]:
         serial = next(self._serial)
+        access_key = f"ASIAFAKE{serial:08d}"
+        secret_key = f"wJalrXUtnFEMI/K7MDENG/secret{serial:06d}"
+        token = f"IQoJb3JpZ2luX2VjEFAKETOKEN{serial:06d}"
+        self.issued.append((access_key, secret_key, token))
         return {
-            "access_key": f"ASIAFAKE{serial:08d}",
-            "secret_key": f"secret-{serial}",
-            "token": f"token-{serial}",
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "token": token,
             "expiry_time": iso(self.clock() + self.lifetime),
         }
 
