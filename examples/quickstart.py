@@ -14,14 +14,12 @@ Runs against a local moto server, so it needs no AWS account::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
+from _moto import moto_server
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
 
@@ -59,24 +57,6 @@ class AssumeRole:
 
 def masked(access_key: str) -> str:
     return "****" + access_key[-4:]
-
-
-@contextlib.contextmanager
-def moto_server(endpoint: str | None) -> Iterator[str]:
-    """Yield ``endpoint``, or start a local moto server and yield its URL."""
-    if endpoint:
-        yield endpoint
-        return
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def main() -> int:

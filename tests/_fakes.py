@@ -87,6 +87,19 @@ class ScriptedFetcher:
         return self.answer()
 
 
+class Target:
+    """A schedulable that records when it became due."""
+
+    def __init__(self) -> None:
+        self.due = threading.Event()
+
+    def _on_due(self, now: float) -> None:
+        self.due.set()
+
+    def _after_fork_in_child(self) -> None:
+        pass
+
+
 class JobQueue:
     """A mint pool that runs nothing until the test says so."""
 

@@ -25,7 +25,7 @@ from botocreds import BreakerState, CredentialsUnavailable, RefreshPolicy
 from botocreds._refresher import Refresher
 from botocreds._scheduler import Scheduler
 
-from ._fakes import EPOCH, FakeClock, Harness, Return, iso, refreshable
+from ._fakes import EPOCH, FakeClock, Harness, Return, Target, iso, refreshable
 
 SCHEDULER_THREAD = "botocreds-scheduler"
 #: The longest any test here waits for another thread.
@@ -197,19 +197,6 @@ TestRefresherMachine = RefresherMachine.TestCase
 
 
 # -- helpers for the threaded tests ------------------------------------------------
-class Target:
-    """A schedulable that records when it became due."""
-
-    def __init__(self) -> None:
-        self.due = threading.Event()
-
-    def _on_due(self, now: float) -> None:
-        self.due.set()
-
-    def _after_fork_in_child(self) -> None:
-        pass
-
-
 class CountingFetch:
     """A real-clock fetch function issuing credentials that live ``lifetime`` s.
 
@@ -402,8 +389,13 @@ def test_close_is_prompt_idempotent_and_the_last_close_stops_the_daemon_thread(
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
-def in_child(body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``body`` in a forked child and return what it reported through a pipe."""
+def in_child(
+    body: Callable[[], dict[str, Any]], then_in_parent: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
+    """Run ``body`` in a forked child and return what it reported through a pipe.
+
+    ``then_in_parent`` runs in the parent right after the fork.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
@@ -420,6 +412,7 @@ def in_child(body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         finally:
             os._exit(code)
     os.close(write_end)
+    then_in_parent()
     return collect(pid, read_end)
 
 
@@ -506,24 +499,7 @@ def test_a_child_forked_while_another_thread_holds_the_lock_still_works(
     holder.start()
     try:
         assert held.wait(WAIT)
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(read_end)
-                try:
-                    report = child_mints_and_serves(refresher)
-                except BaseException as error:
-                    report = {"error": f"{type(error).__name__}: {error}"}
-                os.write(write_end, json.dumps(report).encode())
-                os.close(write_end)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        release.set()
-        report = collect(pid, read_end)
+        report = in_child(lambda: child_mints_and_serves(refresher), then_in_parent=release.set)
         assert report["after"] > report["before"], report
         assert report["served"].startswith("ASIAHELD")
     finally:

@@ -7,18 +7,7 @@ import threading
 
 from botocreds._scheduler import MintPool, Scheduler
 
-from ._fakes import FakeClock
-
-
-class Target:
-    def __init__(self) -> None:
-        self.due = threading.Event()
-
-    def _on_due(self, now: float) -> None:
-        self.due.set()
-
-    def _after_fork_in_child(self) -> None:
-        pass
+from ._fakes import FakeClock, Target
 
 
 def test_a_disowned_stuck_worker_frees_its_slot_for_other_work() -> None:
