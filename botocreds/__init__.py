@@ -25,6 +25,7 @@ from ._events import (
     get_reporters,
     set_reporters,
 )
+from ._metrics import opentelemetry_reporter, prometheus_reporter
 from ._policy import RefreshPolicy
 from ._refresher import Refresher, Swapper, health
 from ._status import RefresherStatus
@@ -53,6 +54,8 @@ __all__ = [
     "from_fetcher",
     "get_reporters",
     "health",
+    "opentelemetry_reporter",
+    "prometheus_reporter",
     "set_reporters",
     "shutdown",
     "web_identity",

@@ -30,8 +30,9 @@ class RefreshEvent:
     ``source`` names the credential source; ``duration`` is how long the
     reported operation took, in seconds; ``remaining`` is the lifetime left,
     in seconds, of the credentials served *after* the event (``None`` if they
-    never expire); ``attempt`` counts consecutive mint attempts, 1 for the
-    first try after a success.
+    never expire, or if nothing is served yet because the first mint failed);
+    ``attempt`` counts consecutive mint attempts, 1 for the first try after a
+    success.
     """
 
     source: str

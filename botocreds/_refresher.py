@@ -391,7 +391,7 @@ class _RefresherBase:
             if self._minting and hung is None:
                 return  # a running mint reschedules when it finishes
         if hung is not None:
-            self._finish(hung, None, MintTimedOut(self._policy.mint_timeout))
+            self._abandon(hung, now)
             return
         with self._cond:
             if self._closed or self._minting:
@@ -470,7 +470,7 @@ class _RefresherBase:
                     return snapshot
                 hung = self._hung_mint(now)
             if hung is not None:
-                self._finish(hung, None, MintTimedOut(self._policy.mint_timeout))
+                self._abandon(hung, now)
             with self._cond:
                 snapshot = self._snapshot
                 now = self._clock()
@@ -544,6 +544,11 @@ class _RefresherBase:
         )
         emit(event, self._reporter)
         return retried
+
+    def _abandon(self, mint_id: int, now: float) -> None:
+        """Give up on a mint that ran past ``mint_timeout``: a failed mint of that length."""
+        duration = max(0.0, now - self._last_start)
+        self._finish(mint_id, None, MintTimedOut(self._policy.mint_timeout), duration)
 
     def _hung_mint(self, now: float) -> int | None:
         """The id of a mint running longer than ``mint_timeout``, if any. Lock held."""

@@ -53,6 +53,8 @@ def test_the_public_api_is_exactly_this() -> None:
         "from_fetcher",
         "get_reporters",
         "health",
+        "opentelemetry_reporter",
+        "prometheus_reporter",
         "set_reporters",
         "shutdown",
         "web_identity",

@@ -173,3 +173,16 @@ def test_events_are_immutable() -> None:
     assert isinstance(
         BreakerChanged("s", 0.0, None, 1, BreakerState.CLOSED, BreakerState.OPEN), RefreshEvent
     )
+
+
+def test_an_abandoned_mint_reports_how_long_it_ran() -> None:
+    events: list[RefreshEvent] = []
+    botocreds.set_reporters([events.append])
+    h = Harness(RefreshPolicy(floor=10.0, mint_timeout=30.0), lifetime=100.0)
+    h.clock.advance(80.0)
+    h.scheduler.run_pending()  # claimed, never run
+    h.clock.advance(30.0)
+    h.scheduler.run_pending()  # the watchdog gives up on it
+    failed = [e for e in events if isinstance(e, RefreshFailed)]
+    assert len(failed) == 1 and failed[0].duration == pytest.approx(30.0)
+    assert "MintTimedOut" in failed[0].error
