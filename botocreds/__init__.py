@@ -22,6 +22,7 @@ from ._events import (
     RefreshSucceeded,
     Reporter,
     RequestPathMint,
+    SharedCacheFailed,
     get_reporters,
     set_reporters,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "RefresherStatus",
     "Reporter",
     "RequestPathMint",
+    "SharedCacheFailed",
     "Swapper",
     "__version__",
     "assume_role",

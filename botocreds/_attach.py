@@ -11,6 +11,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 from . import _botocore
+from ._cache import SharedCache
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
@@ -32,10 +34,22 @@ SessionT = TypeVar("SessionT")
 # Refreshers are held weakly everywhere here: a refresher lives as long as a
 # client, a wrapped session or an attachment uses it, and is collected after.
 _registry_lock = threading.RLock()
-# Keyed by the credentials object, then by (policy, reporter).
-_registry: weakref.WeakKeyDictionary[
-    Credentials, dict[tuple[RefreshPolicy, Reporter | None], weakref.ref[_RefresherBase]]
-] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What makes two refreshers of one credentials object different."""
+
+    policy: RefreshPolicy
+    reporter: Reporter | None
+    cache: SharedCache | None
+    cache_key: str | None
+
+
+# Keyed by the credentials object, then by its options.
+_registry: weakref.WeakKeyDictionary[Credentials, dict[_Options, weakref.ref[_RefresherBase]]] = (
+    weakref.WeakKeyDictionary()
+)
 _wrapped: weakref.WeakKeyDictionary[Any, weakref.ref[_RefresherBase]] = weakref.WeakKeyDictionary()
 
 
@@ -47,9 +61,19 @@ def _check_policy(policy: object) -> RefreshPolicy:
     return policy
 
 
-def _acquire(
-    credentials: Credentials, policy: RefreshPolicy, reporter: Reporter | None
-) -> _RefresherBase:
+def _options(policy: object, reporter: object, cache: object, cache_key: object) -> _Options:
+    """Check the keyword arguments shared by attach() and wrap()."""
+    if cache is not None and not isinstance(cache, SharedCache):
+        raise TypeError(
+            "cache must be a botocreds.FileCache or botocreds.RedisCache, "
+            f"got {type(cache).__name__}"
+        )
+    if cache_key is not None and (not isinstance(cache_key, str) or not cache_key):
+        raise TypeError(f"cache_key must be a non-empty string, got {cache_key!r}")
+    return _Options(_check_policy(policy), check_reporter(reporter), cache, cache_key)
+
+
+def _acquire(credentials: Credentials, options: _Options) -> _RefresherBase:
     """Take one use of the shared refresher for ``credentials`` under ``policy``.
 
     Creates it on first use (which may raise, from the eager first mint; the
@@ -58,21 +82,26 @@ def _acquire(
     attach() or wrap() of another; if two threads race, one refresher wins.
     """
     _drain_releases()
-    key = (policy, reporter)
     with _registry_lock:
-        known = _registry.get(credentials, {}).get(key)
+        known = _registry.get(credentials, {}).get(options)
         refresher = None if known is None else known()
         if refresher is not None:
             _retain(refresher)
             return refresher
-    created = Refresher(credentials, policy=policy, reporter=reporter)
+    created = Refresher(
+        credentials,
+        policy=options.policy,
+        reporter=options.reporter,
+        cache=options.cache,
+        cache_key=options.cache_key,
+    )
     with _registry_lock:
-        by_key = _registry.setdefault(credentials, {})
-        known = by_key.get(key)
+        by_options = _registry.setdefault(credentials, {})
+        known = by_options.get(options)
         refresher = None if known is None else known()
         if refresher is None:
             refresher = created
-            by_key[key] = weakref.ref(refresher)
+            by_options[options] = weakref.ref(refresher)
         _retain(refresher)
     if refresher is not created:
         created.close()
@@ -190,6 +219,8 @@ def attach(
     *,
     policy: RefreshPolicy | None = None,
     reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
+    cache_key: str | None = None,
 ) -> Attachment:
     """Refresh ``client``'s credentials in the background from now on.
 
@@ -202,8 +233,10 @@ def attach(
     ``ValueError`` if it has no credentials (an unsigned client), and
     :class:`CredentialsUnavailable` if the first mint fails. On any error the
     client is left exactly as it was. ``reporter`` receives the refresher's
-    events (see :class:`RefreshEvent`); a client already covered keeps the
-    refresher, and the reporter, it has.
+    events (see :class:`RefreshEvent`); ``cache`` adds a shared tier
+    (:class:`FileCache`, :class:`RedisCache`) under the key ``cache_key``,
+    derived from the role when botocore can tell it. A client already covered
+    keeps the refresher, reporter and cache it has.
     """
     if not _botocore.is_client(client):
         hint = ""
@@ -212,8 +245,7 @@ def attach(
         raise TypeError(
             f"attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
         )
-    checked = _check_policy(policy)
-    checked_reporter = check_reporter(reporter)
+    options = _options(policy, reporter, cache, cache_key)
     _drain_releases()
     current = _botocore.client_credentials(client)
     if current is None:
@@ -224,7 +256,7 @@ def attach(
         owner: _RefresherBase = current._owner  # type: ignore[assignment]
         _retain(owner)
         return Attachment(client, owner, owns=False)
-    refresher = _acquire(current, checked, checked_reporter)
+    refresher = _acquire(current, options)
     refresher.attach(client)
     return Attachment(client, refresher, owns=True)
 
@@ -234,6 +266,8 @@ def wrap(
     *,
     policy: RefreshPolicy | None = None,
     reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
+    cache_key: str | None = None,
 ) -> SessionT:
     """Cover every client and resource made from ``session``, now or later.
 
@@ -246,15 +280,15 @@ def wrap(
 
     Raises ``TypeError`` for anything that is not a session, and
     :class:`CredentialsUnavailable` if the session finds no credentials or the
-    first mint fails. ``reporter`` receives the refresher's events.
+    first mint fails. ``reporter`` receives the refresher's events; ``cache``
+    and ``cache_key`` add a shared tier, as for :func:`attach`.
     """
     inner = _botocore.botocore_session_of(session)
     if inner is None:
         raise TypeError(
             f"wrap() expected a boto3.Session or botocore Session, got {type(session).__name__}"
         )
-    checked = _check_policy(policy)
-    checked_reporter = check_reporter(reporter)
+    options = _options(policy, reporter, cache, cache_key)
     _drain_releases()
     with _registry_lock:
         wrapped_by = _wrapper_of(inner)
@@ -277,7 +311,7 @@ def wrap(
         return session
     # The session's use is never given back: the refresher lives while the
     # session or any of its clients does, and is collected with them.
-    refresher = _acquire(original, checked, checked_reporter)
+    refresher = _acquire(original, options)
     background = refresher.credentials
 
     def serve_background(

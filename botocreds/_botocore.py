@@ -123,3 +123,16 @@ def peek(credentials: RefreshableCredentials) -> tuple[ReadOnlyCredentials, date
     if frozen is None or expiry is None:
         return None
     return frozen, expiry
+
+
+def fetcher_identity(credentials: RefreshableCredentials) -> str | None:
+    """botocore's own identity for the role behind an assume-role or web-identity fetch.
+
+    botocore's ``CachedCredentialFetcher`` keys its JSON file cache by a hash
+    of the role's arguments (``_cache_key``); botocreds reuses it as the
+    identity of a shared cache entry. ``None`` for other sources.
+    """
+    fetch = refresh_function(credentials)
+    owner = getattr(fetch, "__self__", None)
+    key = getattr(owner, "_cache_key", None)
+    return key if isinstance(key, str) and key else None

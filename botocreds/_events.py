@@ -87,6 +87,15 @@ class ReactiveInvalidation(RefreshEvent):
     retried: bool
 
 
+@dataclass(frozen=True)
+class SharedCacheFailed(RefreshEvent):
+    """The shared cache tier (``cache``, e.g. a Redis URL without credentials) could
+    not be used (``error``); the source was called directly instead."""
+
+    cache: str
+    error: str
+
+
 @runtime_checkable
 class Reporter(Protocol):
     """Anything that can receive events: a function or an object with ``__call__``.
@@ -136,6 +145,7 @@ _LEVELS: dict[type[RefreshEvent], int] = {
     BreakerChanged: logging.WARNING,
     RequestPathMint: logging.WARNING,
     ReactiveInvalidation: logging.WARNING,
+    SharedCacheFailed: logging.DEBUG,  # logged once per outage by the cache tier itself
 }
 
 
@@ -166,6 +176,8 @@ def describe(event: RefreshEvent) -> str:
     if isinstance(event, ReactiveInvalidation):
         outcome = "retried with a new set" if event.retried else "not retried"
         return f"{event.source}: AWS rejected the credentials ({event.error_code}); {outcome}"
+    if isinstance(event, SharedCacheFailed):
+        return f"{event.source}: shared cache {event.cache} unavailable ({event.error})"
     return f"{event.source}: {type(event).__name__}"
 
 

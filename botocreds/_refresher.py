@@ -31,6 +31,8 @@ from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCr
 
 from . import _botocore
 from ._breaker import Breaker
+from ._cache import CachedSource, SharedCache
+from ._cache import cache_key as cache_key_for
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._events import (
@@ -80,6 +82,8 @@ class _RefresherBase:
         random: Random | None,
         method: str,
         reporter: Reporter | None,
+        cache: SharedCache | None,
+        cache_key: str | None,
         _scheduler: Scheduler | None,
     ) -> None:
         if policy is None:
@@ -92,6 +96,10 @@ class _RefresherBase:
             if value is not None and not callable(value):
                 raise TypeError(f"{label} must be callable, got {type(value).__name__}")
         self._reporter = check_reporter(reporter)
+        if cache is not None:
+            source = _behind_cache(source, cache, cache_key, policy, self._report)
+        elif cache_key is not None:
+            raise ValueError("cache_key= only makes sense with cache=")
         self.name = source.name
         self._source = source
         self._policy = policy
@@ -589,6 +597,9 @@ class _RefresherBase:
             self.name, 0.0, self._remaining(now), failures, previous.state, self._breaker.state
         )
 
+    def _report(self, event: RefreshEvent) -> None:
+        emit(event, self._reporter)
+
     def _flush_events(self) -> None:
         """Hand the events built under the lock to the reporters, with no lock held."""
         with self._cond:
@@ -723,6 +734,32 @@ def _describe_callable(value: Callable[..., Any]) -> str:
     return getattr(value, "__qualname__", None) or type(value).__name__
 
 
+def _behind_cache(
+    source: Source,
+    cache: object,
+    key: str | None,
+    policy: RefreshPolicy,
+    report: Callable[[RefreshEvent], None],
+) -> Source:
+    """Put ``source`` behind a shared cache tier, after checking the arguments."""
+    if not isinstance(cache, SharedCache):
+        raise TypeError(
+            "cache must be a botocreds.FileCache or botocreds.RedisCache, "
+            f"got {type(cache).__name__}"
+        )
+    if key is not None and (not isinstance(key, str) or not key):
+        raise TypeError(f"cache_key must be a non-empty string, got {key!r}")
+    chosen = key or source.identity
+    if chosen is None:
+        raise ValueError(
+            f"botocreds cannot tell which role or identity {source.name!r} stands for, so it "
+            "cannot name a shared cache entry: pass cache_key= (the same in every process "
+            "that should share these credentials)"
+        )
+    wait = min(policy.mint_timeout, 30.0)
+    return CachedSource(source, cache, cache_key_for(chosen), wait=wait, report=report)
+
+
 class Refresher(_RefresherBase):
     """Keeps existing botocore credentials fresh in the background.
 
@@ -748,6 +785,8 @@ class Refresher(_RefresherBase):
         clock: Clock | None = None,
         random: Random | None = None,
         reporter: Reporter | None = None,
+        cache: SharedCache | None = None,
+        cache_key: str | None = None,
         _scheduler: Scheduler | None = None,
     ) -> None:
         source, method = _source_for(credentials, name)
@@ -758,6 +797,8 @@ class Refresher(_RefresherBase):
             random=random,
             method=method,
             reporter=reporter,
+            cache=cache,
+            cache_key=cache_key,
             _scheduler=_scheduler,
         )
 
@@ -782,7 +823,10 @@ def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
         )
     if isinstance(credentials, RefreshableCredentials):
         method = credentials.method or "refreshable"
-        return FetchSource(_botocore.refresh_function(credentials), name or method), method
+        botocore_key = _botocore.fetcher_identity(credentials)
+        identity = None if botocore_key is None else f"botocore-{botocore_key}"
+        fetch = _botocore.refresh_function(credentials)
+        return FetchSource(fetch, name or method, identity), method
     if isinstance(credentials, Credentials):
         method = credentials.method or "static"
         return StaticSource(credentials, name or method), method
@@ -811,6 +855,8 @@ class Swapper(_RefresherBase):
         clock: Clock | None = None,
         random: Random | None = None,
         reporter: Reporter | None = None,
+        cache: SharedCache | None = None,
+        cache_key: str | None = None,
         _scheduler: Scheduler | None = None,
     ) -> None:
         if not callable(factory):
@@ -826,6 +872,8 @@ class Swapper(_RefresherBase):
             random=random,
             method="botocreds-swapper",
             reporter=reporter,
+            cache=cache,
+            cache_key=cache_key,
             _scheduler=_scheduler,
         )
 

@@ -26,6 +26,8 @@ class Source(Protocol):
     name: str
     #: Whether credentials without expiry are minted again every ``static_ttl``.
     renews_static: bool
+    #: A stable identity for a shared cache key (never a secret), if one is known.
+    identity: str | None
 
     def mint(self, clock: Clock, floor: float) -> Snapshot:
         """Fetch new credentials; raise on any failure, including a bad answer."""
@@ -37,9 +39,12 @@ class FetchSource:
 
     renews_static = False
 
-    def __init__(self, fetch: Callable[[], Mapping[str, Any]], name: str) -> None:
+    def __init__(
+        self, fetch: Callable[[], Mapping[str, Any]], name: str, identity: str | None = None
+    ) -> None:
         self._fetch = fetch
         self.name = name
+        self.identity = identity
 
     def mint(self, clock: Clock, floor: float) -> Snapshot:
         data = self._fetch()
@@ -50,6 +55,7 @@ class StaticSource:
     """A fixed set of credentials that never expires: nothing to refresh."""
 
     renews_static = False
+    identity: str | None = None
 
     def __init__(self, credentials: Credentials, name: str) -> None:
         self._credentials = credentials
@@ -70,6 +76,7 @@ class FactorySource:
     """
 
     renews_static = True
+    identity: str | None = None
 
     def __init__(self, factory: Callable[[], Credentials | None], name: str) -> None:
         self._factory = factory

@@ -13,6 +13,8 @@ setting is respected because the STS client is made by botocore as usual.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import socket
@@ -33,6 +35,8 @@ from botocore.utils import FileWebIdentityTokenLoader, create_nested_client
 
 from . import _botocore
 from ._attach import wrap
+from ._cache import SharedCache
+from ._cache import cache_key as make_cache_key
 from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
 
@@ -77,6 +81,8 @@ def _session_serving(
     region: str | None,
     policy: RefreshPolicy | None,
     reporter: Reporter | None,
+    cache: SharedCache | None,
+    cache_key: str | None,
     like: botocore.session.Session | None = None,
 ) -> boto3.Session:
     """A new wrapped boto3 session whose every client signs with ``credentials``.
@@ -90,7 +96,7 @@ def _session_serving(
     chain = CredentialResolver([_FixedCredentials(credentials)])
     inner.register_component("credential_provider", chain)
     session = boto3.Session(botocore_session=inner, region_name=region)
-    return wrap(session, policy=policy, reporter=reporter)
+    return wrap(session, policy=policy, reporter=reporter, cache=cache, cache_key=cache_key)
 
 
 def _check_policy(policy: object) -> RefreshPolicy | None:
@@ -179,6 +185,7 @@ def assume_role(
     region: str | None = None,
     policy: RefreshPolicy | None = None,
     reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
 ) -> boto3.Session:
     """A session that assumes ``role_arn`` with ``parent``'s credentials, kept fresh.
 
@@ -191,7 +198,10 @@ def assume_role(
     ``duration`` is in seconds (900 to 43200); ``policy_arns`` are managed
     policy ARNs and ``tags`` session tags. STS is called in ``region`` (default:
     the parent's region). ``policy`` is the :class:`RefreshPolicy`; ``reporter``
-    receives the refresher's events.
+    receives the refresher's events; ``cache`` (:class:`FileCache`,
+    :class:`RedisCache`) shares the role's credentials with other processes,
+    keyed by the role ARN, session name, a hash of the external ID, the
+    duration, session policies and tags, and the region.
 
     Every argument is checked before any network call (``TypeError`` or
     ``ValueError``); the first mint then runs eagerly, so a role that cannot be
@@ -260,8 +270,15 @@ def assume_role(
         cache=_NoCache(),
     )
     deferred = DeferredRefreshableCredentials(fetcher.fetch_credentials, f"assume-role:{arn}")
+    key = make_cache_key(
+        "assume-role",
+        arn,
+        json.dumps({k: v for k, v in extra.items() if k != "ExternalId"}, sort_keys=True),
+        hashlib.sha256((external_id or "").encode()).hexdigest(),
+        chosen_region,
+    )
     return _session_serving(
-        deferred, chosen_region, checked_policy, checked_reporter, like=parent_inner
+        deferred, chosen_region, checked_policy, checked_reporter, cache, key, like=parent_inner
     )
 
 
@@ -274,6 +291,7 @@ def web_identity(
     region: str | None = None,
     policy: RefreshPolicy | None = None,
     reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
 ) -> boto3.Session:
     """A session for ``role_arn`` through a web-identity token (EKS IRSA, GitHub OIDC…).
 
@@ -323,7 +341,8 @@ def web_identity(
     deferred = DeferredRefreshableCredentials(
         fetcher.fetch_credentials, f"assume-role-with-web-identity:{arn}"
     )
-    return _session_serving(deferred, chosen_region, checked_policy, checked_reporter)
+    key = make_cache_key("web-identity", arn, name, seconds, chosen_region)
+    return _session_serving(deferred, chosen_region, checked_policy, checked_reporter, cache, key)
 
 
 def from_fetcher(
@@ -331,6 +350,8 @@ def from_fetcher(
     *,
     policy: RefreshPolicy | None = None,
     reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
+    cache_key: str | None = None,
 ) -> boto3.Session:
     """A session whose credentials come from your own ``fetch()``, kept fresh.
 
@@ -338,6 +359,8 @@ def from_fetcher(
     ``access_key``, ``secret_key``, ``token``, ``expiry_time`` (an ISO 8601
     string or an aware datetime) and optionally ``account_id``. It runs on the
     background mint thread, once eagerly here and then ahead of each expiry.
+    With ``cache``, pass ``cache_key``: a name for what ``fetch`` returns, the
+    same in every process that should share it.
     """
     if not callable(fetch):
         raise TypeError(
@@ -348,4 +371,4 @@ def from_fetcher(
     checked_reporter = check_reporter(reporter)
     name = getattr(fetch, "__qualname__", None) or type(fetch).__name__
     deferred = DeferredRefreshableCredentials(fetch, f"fetcher:{name}")
-    return _session_serving(deferred, None, checked_policy, checked_reporter)
+    return _session_serving(deferred, None, checked_policy, checked_reporter, cache, cache_key)

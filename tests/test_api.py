@@ -46,6 +46,7 @@ def test_the_public_api_is_exactly_this() -> None:
         "RefresherStatus",
         "Reporter",
         "RequestPathMint",
+        "SharedCacheFailed",
         "Swapper",
         "__version__",
         "assume_role",

@@ -1,0 +1,216 @@
+"""A second cache tier, shared by processes or hosts, between a refresher and its source.
+
+Each process still has its own refresher and its own jittered schedule. When
+one comes due it first looks in the shared store: a set there that is newer
+than the one it serves (and not inside the floor) is adopted without calling
+the source. Otherwise it takes the store's lock for that key (cross-process
+single-flight), looks again, and only then calls the source and writes the
+answer back, with a TTL of the expiry minus the floor.
+
+The shared tier can never make things worse than not having it: any store
+failure (an unreachable Redis, a full disk, a lock that cannot be had) falls
+back to calling the source directly, and is logged once per outage.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+from botocore.credentials import ReadOnlyCredentials
+
+from ._events import RefreshEvent, SharedCacheFailed
+from ._snapshot import Snapshot, make_snapshot
+from ._sources import Clock, Source
+
+logger = logging.getLogger("botocreds")
+
+#: Bumped when the entry format changes; an entry of another version is a miss.
+ENTRY_VERSION = 1
+
+
+class CacheUnavailable(Exception):
+    """The shared store cannot be used right now (down, full, refused)."""
+
+
+@runtime_checkable
+class SharedCache(Protocol):
+    """A store that processes share: one entry per key, a TTL, and a lock per key."""
+
+    #: A label for logs, e.g. ``"FileCache(/run/botocreds)"``; never a secret.
+    name: str
+
+    def load(self, key: str) -> bytes | None:
+        """The entry stored under ``key``, or ``None``. Raises :class:`CacheUnavailable`."""
+        ...
+
+    def store(self, key: str, entry: bytes, ttl: float) -> None:
+        """Store ``entry`` under ``key`` for ``ttl`` seconds. Raises :class:`CacheUnavailable`."""
+        ...
+
+    def lock(self, key: str, *, lease: float, wait: float) -> AbstractContextManager[bool]:
+        """Hold the lock for ``key``: yields whether it was acquired within ``wait`` seconds.
+
+        A holder that dies loses the lock after ``lease`` seconds at most.
+        Raises :class:`CacheUnavailable` if the store cannot be reached.
+        """
+        ...
+
+
+def cache_key(*parts: object) -> str:
+    """A store key from a source's identity: readable kind, hashed details.
+
+    The details (role ARN, session name, region, a hash of the external ID…)
+    are hashed so the key has a bounded length and safe characters; no part
+    may be a secret.
+    """
+    kind = str(parts[0]) if parts else "source"
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()[:32]
+    safe_kind = "".join(c if c.isalnum() or c in "-_" else "-" for c in kind)[:40]
+    return f"{safe_kind}-{digest}"
+
+
+def encode_entry(snapshot: Snapshot) -> bytes:
+    """Serialise a snapshot for the store (JSON; the store may encrypt it)."""
+    frozen = snapshot.frozen
+    return json.dumps(
+        {
+            "v": ENTRY_VERSION,
+            "access_key": frozen.access_key,
+            "secret_key": frozen.secret_key,
+            "token": frozen.token,
+            "account_id": frozen.account_id,
+            "expires_at": snapshot.valid_until,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_entry(entry: bytes, *, now: float, floor: float) -> Snapshot | None:
+    """The snapshot in a stored entry, or ``None`` if it is corrupt, foreign or stale.
+
+    Never raises: anything unreadable is a miss, to be overwritten.
+    """
+    try:
+        data = json.loads(entry)
+        if not isinstance(data, dict) or data.get("v") != ENTRY_VERSION:
+            return None
+        frozen = ReadOnlyCredentials(
+            access_key=data["access_key"],
+            secret_key=data["secret_key"],
+            token=data["token"],
+            account_id=data.get("account_id"),
+        )
+        expires_at = float(data["expires_at"])
+        return make_snapshot(frozen, now=now, expires_at=expires_at, floor=floor)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def fernet_key(key: str | bytes) -> bytes:
+    """Check a Fernet key (32 url-safe base64-encoded bytes) and return it as bytes."""
+    raw = key.encode() if isinstance(key, str) else key
+    try:
+        decoded = base64.urlsafe_b64decode(raw)
+    except (ValueError, TypeError) as error:
+        raise ValueError("key must be a Fernet key: 32 url-safe base64-encoded bytes") from error
+    if len(decoded) != 32:
+        raise ValueError("key must be a Fernet key: 32 url-safe base64-encoded bytes")
+    return raw
+
+
+class CachedSource:
+    """A source behind a shared cache tier (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: Source,
+        cache: SharedCache,
+        key: str,
+        *,
+        wait: float,
+        report: Callable[[RefreshEvent], None],
+    ) -> None:
+        self._inner = inner
+        self._cache = cache
+        self._key = key
+        self._wait = wait
+        self._report = report
+        self.name = inner.name
+        self.renews_static = inner.renews_static
+        self.identity = inner.identity
+        self._served_until = float("-inf")  # expiry of the newest set this process got
+        self._outage = False
+        self._state_lock = threading.Lock()
+
+    def mint(self, clock: Clock, floor: float) -> Snapshot:
+        try:
+            snapshot = self._mint_through_cache(clock, floor)
+        except CacheUnavailable as error:
+            self._note_outage(error, clock)
+            snapshot = self._inner.mint(clock, floor)
+        else:
+            self._note_recovery()
+        with self._state_lock:
+            self._served_until = max(self._served_until, snapshot.valid_until)
+        return snapshot
+
+    def _mint_through_cache(self, clock: Clock, floor: float) -> Snapshot:
+        adopted = self._adoptable(clock, floor)
+        if adopted is not None:
+            return adopted
+        # Lease: long enough for a slow fetch; a dead holder frees it by then.
+        with self._cache.lock(self._key, lease=max(self._wait * 2, 30.0), wait=self._wait) as held:
+            adopted = self._adoptable(clock, floor)
+            if adopted is not None:
+                return adopted
+            if not held:
+                logger.info(
+                    "botocreds: %s: the %s lock stayed taken for %.0fs; calling the source",
+                    self.name,
+                    self._cache.name,
+                    self._wait,
+                )
+            snapshot = self._inner.mint(clock, floor)
+            ttl = snapshot.valid_until - floor - clock()
+            if ttl > 0 and snapshot.expires:
+                self._cache.store(self._key, encode_entry(snapshot), ttl)
+            return snapshot
+
+    def _adoptable(self, clock: Clock, floor: float) -> Snapshot | None:
+        entry = self._cache.load(self._key)
+        if entry is None:
+            return None
+        snapshot = decode_entry(entry, now=clock(), floor=floor)
+        with self._state_lock:
+            newer = snapshot is not None and snapshot.valid_until > self._served_until
+        return snapshot if newer else None
+
+    def _note_outage(self, error: CacheUnavailable, clock: Clock) -> None:
+        with self._state_lock:
+            first = not self._outage
+            self._outage = True
+            served_until = self._served_until
+        if first:
+            logger.warning(
+                "botocreds: %s: the shared cache %s is unavailable (%s); "
+                "calling the source directly until it is back",
+                self.name,
+                self._cache.name,
+                error,
+            )
+        remaining = served_until - clock() if served_until > float("-inf") else None
+        self._report(SharedCacheFailed(self.name, 0.0, remaining, 1, self._cache.name, str(error)))
+
+    def _note_recovery(self) -> None:
+        with self._state_lock:
+            recovered = self._outage
+            self._outage = False
+        if recovered:
+            logger.info("botocreds: %s: the shared cache %s is back", self.name, self._cache.name)
