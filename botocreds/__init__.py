@@ -28,6 +28,7 @@ from ._events import (
 )
 from ._metrics import opentelemetry_reporter, prometheus_reporter
 from ._policy import RefreshPolicy
+from ._rediscache import RedisCache
 from ._refresher import Refresher, Swapper, health
 from ._status import RefresherStatus
 from ._sts import assume_role, from_fetcher, web_identity
@@ -39,6 +40,7 @@ __all__ = [
     "BreakerChanged",
     "BreakerState",
     "CredentialsUnavailable",
+    "RedisCache",
     "ReactiveInvalidation",
     "RefreshEvent",
     "RefreshFailed",

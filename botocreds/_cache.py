@@ -150,18 +150,21 @@ class CachedSource:
         self._state_lock = threading.Lock()
 
     def mint(self, clock: Clock, floor: float) -> Snapshot:
+        fetched: list[Snapshot] = []
         try:
-            snapshot = self._mint_through_cache(clock, floor)
+            snapshot = self._mint_through_cache(clock, floor, fetched)
         except CacheUnavailable as error:
             self._note_outage(error, clock)
-            snapshot = self._inner.mint(clock, floor)
+            # If the source already answered (the store failed afterwards), use
+            # that answer: the shared tier must never cost a second source call.
+            snapshot = fetched[0] if fetched else self._inner.mint(clock, floor)
         else:
             self._note_recovery()
         with self._state_lock:
             self._served_until = max(self._served_until, snapshot.valid_until)
         return snapshot
 
-    def _mint_through_cache(self, clock: Clock, floor: float) -> Snapshot:
+    def _mint_through_cache(self, clock: Clock, floor: float, fetched: list[Snapshot]) -> Snapshot:
         adopted = self._adoptable(clock, floor)
         if adopted is not None:
             return adopted
@@ -178,6 +181,7 @@ class CachedSource:
                     self._wait,
                 )
             snapshot = self._inner.mint(clock, floor)
+            fetched.append(snapshot)
             ttl = snapshot.valid_until - floor - clock()
             if ttl > 0 and snapshot.expires:
                 self._cache.store(self._key, encode_entry(snapshot), ttl)

@@ -184,3 +184,15 @@ def test_a_cache_needs_an_identity_for_its_key() -> None:
         botocreds.Refresher(refreshable(ScriptedFetcher(clock)), cache_key="role")
     with pytest.raises(TypeError, match=r"FileCache or botocreds\.RedisCache"):
         botocreds.Refresher(refreshable(ScriptedFetcher(clock)), cache={}, cache_key="k")  # type: ignore[arg-type]
+
+
+def test_a_store_that_fails_after_the_source_answered_costs_no_second_call() -> None:
+    class RefusesWrites(MemoryCache):
+        def store(self, key: str, entry: bytes, ttl: float) -> None:
+            raise CacheUnavailable("read-only replica")
+
+    clock = FakeClock()
+    fetcher = ScriptedFetcher(clock, lifetime=100.0)
+    refresher = _refresher(clock, RefusesWrites(clock), fetcher)
+    assert fetcher.calls == 1
+    assert refresher.mint_count == 1
