@@ -1,5 +1,7 @@
-"""Benchmarks for botocreds.
+"""Benchmarks for botocreds, side by side with botocore's own refresh.
 
-Run ``python -m benchmarks`` (or ``python -m benchmarks.hot_path``) for the
-hot-path benchmark; add ``--quick`` for a short run.
+``python -m benchmarks`` runs every scenario, prints one summary line each and
+writes ``benchmarks/RESULTS.md`` and PNG plots; ``--quick`` runs a short
+version in under a minute. ``python -m benchmarks.hot_path`` runs scenario 1
+alone with a detailed text report.
 """

@@ -1,8 +1,83 @@
-"""``python -m benchmarks``: run the hot-path benchmark."""
+"""``python -m benchmarks``: run every scenario, print one summary line each, write RESULTS.md.
+
+``--quick`` runs a short version of everything (under a minute); ``--only 2 4``
+runs some scenarios. ``python -m benchmarks.hot_path`` still runs the
+hot-path benchmark alone with its detailed text report.
+"""
 
 from __future__ import annotations
 
-from .hot_path import main
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+import botocreds
+
+from . import fan_out, hot_path, many_clients, outage, results, short_lived, tail_latency
+from ._common import ScenarioResult
+
+Scenario = Callable[[bool], ScenarioResult]
+
+SCENARIOS: dict[int, Scenario] = {
+    1: hot_path.run,
+    2: tail_latency.run,
+    3: short_lived.run,
+    4: fan_out.run,
+    5: many_clients.run,
+    6: outage.run,
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="botocreds against botocore's own refresh and boto3-refresh-session.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (under 60 s)")
+    parser.add_argument(
+        "--only",
+        type=int,
+        nargs="+",
+        choices=sorted(SCENARIOS),
+        help="run only these scenarios",
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not write RESULTS.md (plots are still saved)"
+    )
+    return parser.parse_args(argv)
+
+
+def run_one(number: int, quick: bool) -> ScenarioResult:
+    """Run one scenario, time it, and close every refresher it left behind."""
+    started = time.perf_counter()
+    try:
+        result = SCENARIOS[number](quick)
+    finally:
+        botocreds.shutdown()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen scenarios in order and report."""
+    args = parse_args(argv)
+    chosen = args.only or sorted(SCENARIOS)
+    mode = "quick" if args.quick else "full"
+    print(f"botocreds benchmarks ({mode}): scenarios {', '.join(map(str, chosen))}")
+    started = time.perf_counter()
+    done = []
+    for number in chosen:
+        result = run_one(number, args.quick)
+        done.append(result)
+        print(f"[{number}] {result.summary}  ({result.seconds:.1f} s)", flush=True)
+    total = time.perf_counter() - started
+    if not args.no_write:
+        results.write(done, mode, total)
+        print(f"wrote {results.RESULTS}")
+    print(f"total {total:.1f} s")
+    return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

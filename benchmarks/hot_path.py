@@ -53,12 +53,16 @@ from botocore.exceptions import BotoCoreError
 
 import botocreds
 
+from ._common import ScenarioResult, markdown_table
+
 REGION = "us-east-1"
 FROZEN_BATCH = 2_000
 PRESIGN_BATCH = 200
 MIN_ROUNDS = 5
 FULL_SECONDS = 45.0
 QUICK_SECONDS = 8.0
+SUITE_SECONDS = 30.0  # timed budgets when run as part of ``python -m benchmarks``
+SUITE_QUICK_SECONDS = 4.0
 FULL_WARMUP_BATCHES = 5
 QUICK_WARMUP_BATCHES = 2
 LIFETIME_SECONDS = 3600  # 1-hour credentials, like STS's default
@@ -498,6 +502,63 @@ def print_report(
     print()
     for op in ops:
         print(summary_line(op, setups, samples))
+
+
+# -- the scenario runner's entry point -------------------------------------------------
+
+
+def markdown_operation_table(op: Operation, setups: Sequence[Setup], samples: Samples) -> str:
+    """One operation as a markdown table: median, interquartile range, ratio to static."""
+    stats = {setup.key: summarize(samples[op.key][setup.key]) for setup in setups}
+    floor = stats["static"].median
+    rows = [
+        [
+            setup.title,
+            f"{stats[setup.key].median:,.0f}",
+            f"{stats[setup.key].low:,.0f} .. {stats[setup.key].high:,.0f}",
+            f"{stats[setup.key].median / floor:.2f}x",
+            "-" if setup.fetches_since_setup() is None else setup.fetches_since_setup(),
+        ]
+        for setup in setups
+    ]
+    header = ["setup", "median ns/op", "p25 .. p75 ns/op", "/static", "fetches while timed"]
+    return f"`{op.code}` ({op.batch:,} calls per sample)\n\n" + markdown_table(header, rows)
+
+
+def run(quick: bool) -> ScenarioResult:
+    """Run the hot-path benchmark quietly and hand its tables to the report."""
+    seconds = SUITE_QUICK_SECONDS if quick else SUITE_SECONDS
+    plan = parse_args([*(["--quick"] if quick else []), "--seconds", str(seconds)])
+    ops = operations()
+    with ExitStack() as stack:
+        setups, skipped = build_setups(stack)
+        for setup in setups:
+            check_signing(setup)
+        warm_up(setups, ops, plan.warmup_batches)
+        gc.collect()
+        gc.freeze()
+        try:
+            samples = run_rounds(setups, ops, plan)
+        finally:
+            gc.unfreeze()
+    rounds = len(samples["loop"]["noop"])
+    notes = [
+        f"{rounds} interleaved rounds; a no-op call in the batch loop costs "
+        f"{statistics.median(samples['loop']['noop']):,.0f} ns and is included in every figure."
+    ]
+    if skipped is not None:
+        notes.append(f"boto3-refresh-session skipped: {skipped}")
+    return ScenarioResult(
+        1,
+        "Hot-path cost",
+        "; ".join(summary_line(op, setups, samples) for op in ops),
+        "Median cost per call of presigning an S3 URL and of `get_frozen_credentials()`, "
+        "for static credentials (the floor), botocore `RefreshableCredentials` holding 1-hour "
+        "credentials, a client attached to a botocreds `Refresher`, and boto3-refresh-session's "
+        "`RefreshableSession`, interleaved round by round in one process.",
+        tables=[markdown_operation_table(op, setups, samples) for op in ops],
+        notes=notes,
+    )
 
 
 # -- main -----------------------------------------------------------------------------
