@@ -13,7 +13,16 @@ from collections.abc import Callable, Sequence
 
 import botocreds
 
-from . import fan_out, hot_path, many_clients, outage, results, short_lived, tail_latency
+from . import (
+    fan_out,
+    hot_path,
+    many_clients,
+    outage,
+    results,
+    shared_cache,
+    short_lived,
+    tail_latency,
+)
 from ._common import ScenarioResult
 
 Scenario = Callable[[bool], ScenarioResult]
@@ -25,6 +34,7 @@ SCENARIOS: dict[int, Scenario] = {
     4: fan_out.run,
     5: many_clients.run,
     6: outage.run,
+    7: shared_cache.run,
 }
 
 

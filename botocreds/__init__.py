@@ -26,6 +26,7 @@ from ._events import (
     get_reporters,
     set_reporters,
 )
+from ._filecache import FileCache
 from ._metrics import opentelemetry_reporter, prometheus_reporter
 from ._policy import RefreshPolicy
 from ._rediscache import RedisCache
@@ -40,6 +41,7 @@ __all__ = [
     "BreakerChanged",
     "BreakerState",
     "CredentialsUnavailable",
+    "FileCache",
     "ReactiveInvalidation",
     "RedisCache",
     "RefreshEvent",

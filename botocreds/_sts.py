@@ -96,7 +96,13 @@ def _session_serving(
     chain = CredentialResolver([_FixedCredentials(credentials)])
     inner.register_component("credential_provider", chain)
     session = boto3.Session(botocore_session=inner, region_name=region)
-    return wrap(session, policy=policy, reporter=reporter, cache=cache, cache_key=cache_key)
+    return wrap(
+        session,
+        policy=policy,
+        reporter=reporter,
+        cache=cache,
+        cache_key=None if cache is None else cache_key,
+    )
 
 
 def _check_policy(policy: object) -> RefreshPolicy | None:

@@ -37,6 +37,7 @@ def test_the_public_api_is_exactly_this() -> None:
         "BreakerChanged",
         "BreakerState",
         "CredentialsUnavailable",
+        "FileCache",
         "ReactiveInvalidation",
         "RedisCache",
         "RefreshEvent",
