@@ -158,9 +158,10 @@ def describe(event: RefreshEvent) -> str:
             f"key {event.access_key}, {remaining}"
         )
     if isinstance(event, RefreshFailed):
+        served = "" if event.remaining is None else f"; the served set has {remaining}"
         return (
             f"{event.source}: refresh attempt {event.attempt} failed after "
-            f"{event.duration:.3f}s: {event.error}; serving a set with {remaining}"
+            f"{event.duration:.3f}s: {event.error}{served}"
         )
     if isinstance(event, BreakerChanged):
         return (
