@@ -8,8 +8,10 @@ hot-path benchmark alone with its detailed text report.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import botocreds
 
@@ -23,7 +25,7 @@ from . import (
     short_lived,
     tail_latency,
 )
-from ._common import ScenarioResult
+from ._common import ScenarioResult, send_plots_to
 
 Scenario = Callable[[bool], ScenarioResult]
 
@@ -53,7 +55,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only these scenarios",
     )
     parser.add_argument(
-        "--no-write", action="store_true", help="do not write RESULTS.md (plots are still saved)"
+        "--no-write",
+        action="store_true",
+        help="write nothing next to the code: no RESULTS.md, plots in a temporary directory",
     )
     return parser.parse_args(argv)
 
@@ -72,6 +76,8 @@ def run_one(number: int, quick: bool) -> ScenarioResult:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen scenarios in order and report."""
     args = parse_args(argv)
+    if args.no_write:
+        send_plots_to(Path(tempfile.mkdtemp(prefix="botocreds-bench-")))
     chosen = args.only or sorted(SCENARIOS)
     mode = "quick" if args.quick else "full"
     print(f"botocreds benchmarks ({mode}): scenarios {', '.join(map(str, chosen))}")

@@ -36,6 +36,20 @@ matplotlib.use("Agg")
 
 REGION = "us-east-1"
 OUT_DIR = Path(__file__).resolve().parent
+#: Where plots go; a throwaway directory when the run writes nothing (--no-write).
+_plot_dir: list[Path] = [OUT_DIR]
+
+
+def plot_path(name: str) -> Path:
+    """Where to save the plot ``name`` in this run."""
+    return _plot_dir[0] / name
+
+
+def send_plots_to(directory: Path) -> None:
+    """Save this run's plots in ``directory`` instead of next to RESULTS.md."""
+    _plot_dir[0] = directory
+
+
 SECRET_KEY = "benchmark/secret/key/not/a/real/one/0000"
 SESSION_TOKEN = "benchmark-session-token-" + "0" * 376
 REQUEST_THREAD_PREFIX = "bench-request"

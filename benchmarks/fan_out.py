@@ -30,19 +30,19 @@ from botocore.credentials import RefreshableCredentials
 import botocreds
 
 from ._common import (
-    OUT_DIR,
     Fetcher,
     ScenarioResult,
     botocore_credentials,
     hour_scale,
     markdown_table,
+    plot_path,
     ratio,
     scaled_policy,
 )
 
 IDLE_LIFETIME = 3600.0
 SWEEP_PAUSE = 0.01
-PLOT = OUT_DIR / "fan_out.png"
+PLOT = "fan_out.png"
 
 
 @dataclass(frozen=True)
@@ -228,9 +228,9 @@ def plot(rows: Sequence[Row], path: Path) -> None:
 
 def run(quick: bool) -> ScenarioResult:
     """Measure every N, plot and summarize."""
-    plan = Plan((1, 100), 1.0, 1.5, 1.0) if quick else Plan((1, 10, 100, 1000), 3.0, 2.0, 2.0)
+    plan = Plan((1, 100), 0.5, 1.5, 1.0) if quick else Plan((1, 10, 100, 1000), 3.0, 2.0, 2.0)
     rows = [measure(n, plan) for n in plan.sizes]
-    plot(rows, PLOT)
+    plot(rows, plot_path(PLOT))
     top = rows[-1]
     summary = (
         f"fan-out at N={top.n:,}: botocreds adds {top.botocreds.threads} thread(s), "
@@ -248,4 +248,6 @@ def run(quick: bool) -> ScenarioResult:
         f"reading every botocore object every {SWEEP_PAUSE * 1000:g} ms. Memory deltas of "
         "botocreds exclude the botocore source objects it wraps."
     )
-    return ScenarioResult(4, "Fan-out", summary, description, tables=[table(rows)], plots=[PLOT])
+    return ScenarioResult(
+        4, "Fan-out", summary, description, tables=[table(rows)], plots=[plot_path(PLOT)]
+    )

@@ -21,7 +21,6 @@ from botocore.client import BaseClient
 import botocreds
 
 from ._common import (
-    OUT_DIR,
     Fetcher,
     FetchEvent,
     Request,
@@ -32,6 +31,7 @@ from ._common import (
     markdown_table,
     moto_server,
     percentile,
+    plot_path,
     ratio,
     run_request_threads,
     scaled_policy,
@@ -44,7 +44,7 @@ THREADS = 8
 FETCH_SECONDS = 1.0
 SLOW_SECONDS = 0.010
 PAUSE_SECONDS = 0.05  # between requests of one thread: keeps the in-process server unsaturated
-PLOT = OUT_DIR / "tail_latency.png"
+PLOT = "tail_latency.png"
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,10 @@ def plot(runs: Sequence[Run], config: Config, path: Path) -> None:
 
 def run(quick: bool) -> ScenarioResult:
     """Run both setups against one moto server and summarize."""
-    config = Config(lifetime=6.0, lifetimes=1.2) if quick else Config(lifetime=8.0, lifetimes=4.0)
+    config = Config(lifetime=5.0, lifetimes=1.2) if quick else Config(lifetime=8.0, lifetimes=4.0)
     with moto_server() as endpoint:
         runs = [run_botocore(endpoint, config), run_botocreds(endpoint, config)]
-    plot(runs, config, PLOT)
+    plot(runs, config, plot_path(PLOT))
     core, ours = runs
     p999 = (percentile(core.latencies(), 0.999), percentile(ours.latencies(), 0.999))
     summary = (
@@ -202,5 +202,5 @@ def run(quick: bool) -> ScenarioResult:
         summary,
         description,
         tables=[table(runs)],
-        plots=[PLOT],
+        plots=[plot_path(PLOT)],
     )
