@@ -8,12 +8,60 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._breaker import BreakerState
+from ._events import (
+    BreakerChanged,
+    ReactiveInvalidation,
+    RefreshFailed,
+    RefreshSucceeded,
+    RequestPathMint,
+)
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from prometheus_client import CollectorRegistry
 
     from ._otel import OpenTelemetryReporter
     from ._prometheus import PrometheusReporter
+
+#: Mint-duration histogram buckets, in seconds: a fast STS call takes tens of
+#: milliseconds, a slow credential_process or a retried call several seconds, a
+#: hang up to the policy's ``mint_timeout``.
+MINT_DURATION_BUCKETS: tuple[float, ...] = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+#: The value of the breaker-state gauge for each breaker state.
+BREAKER_STATE_VALUES: dict[BreakerState, int] = {
+    BreakerState.CLOSED: 0,
+    BreakerState.HALF_OPEN: 1,
+    BreakerState.OPEN: 2,
+}
+
+#: The event types the metrics reporters record; they ignore any other.
+RECORDED_EVENTS = (
+    RefreshSucceeded,
+    RefreshFailed,
+    BreakerChanged,
+    RequestPathMint,
+    ReactiveInvalidation,
+)
+
+
+def outcome(succeeded: bool) -> str:
+    """The ``outcome`` label of a refresh or request-path mint."""
+    return "success" if succeeded else "failure"
 
 
 def prometheus_reporter(

@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterable, Sequence
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
 
-from ._breaker import BreakerState
 from ._events import (
     BreakerChanged,
     ReactiveInvalidation,
@@ -49,46 +48,16 @@ from ._events import (
     RefreshSucceeded,
     RequestPathMint,
 )
+from ._metrics import BREAKER_STATE_VALUES, MINT_DURATION_BUCKETS, RECORDED_EVENTS, outcome
 from ._version import __version__
 
 logger = logging.getLogger("botocreds")
-
-#: Advisory histogram boundaries, in seconds (10 ms to 60 s); an SDK view may override them.
-MINT_DURATION_BOUNDARIES: tuple[float, ...] = (
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-
-#: The value of ``botocreds.breaker.state`` for each breaker state.
-BREAKER_STATE_VALUES: dict[BreakerState, int] = {
-    BreakerState.CLOSED: 0,
-    BreakerState.HALF_OPEN: 1,
-    BreakerState.OPEN: 2,
-}
 
 # Meter providers that already have a reporter. The SDK hands back the existing
 # instrument for a repeated name, so a second reporter's gauge callbacks would
 # be silently ignored and its counters shared: it is refused instead.
 _claimed: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 _claimed_lock = threading.Lock()
-
-
-#: The event types a reporter records; it ignores any other.
-_KNOWN = (RefreshSucceeded, RefreshFailed, BreakerChanged, RequestPathMint, ReactiveInvalidation)
-
-
-def _outcome(succeeded: bool) -> str:
-    return "success" if succeeded else "failure"
 
 
 def _create_histogram(meter: Meter) -> Histogram:
@@ -99,7 +68,7 @@ def _create_histogram(meter: Meter) -> Histogram:
             name,
             unit="s",
             description=description,
-            explicit_bucket_boundaries_advisory=MINT_DURATION_BOUNDARIES,
+            explicit_bucket_boundaries_advisory=MINT_DURATION_BUCKETS,
         )
     except TypeError:  # opentelemetry-api < 1.23 takes no advisory boundaries
         return meter.create_histogram(name, unit="s", description=description)
@@ -209,7 +178,7 @@ class OpenTelemetryReporter:
 
     # -- internals ------------------------------------------------------------
     def _record(self, event: RefreshEvent) -> None:
-        if not isinstance(event, _KNOWN):
+        if not isinstance(event, RECORDED_EVENTS):
             return
         source = event.source
         self._first_sight(source)
@@ -231,7 +200,7 @@ class OpenTelemetryReporter:
             with self._lock:
                 self._breaker[source] = value
         elif isinstance(event, RequestPathMint):
-            self._request_path.add(1, {"source": source, "outcome": _outcome(event.succeeded)})
+            self._request_path.add(1, {"source": source, "outcome": outcome(event.succeeded)})
         elif isinstance(event, ReactiveInvalidation):
             self._reactive.add(1, {"source": source})
         if event.remaining is not None:
@@ -246,9 +215,9 @@ class OpenTelemetryReporter:
             if source in self._seen:
                 return
             self._seen.add(source)
-        for outcome in ("success", "failure"):
-            self._refreshes.add(0, {"source": source, "outcome": outcome})
-            self._request_path.add(0, {"source": source, "outcome": outcome})
+        for label in (outcome(True), outcome(False)):
+            self._refreshes.add(0, {"source": source, "outcome": label})
+            self._request_path.add(0, {"source": source, "outcome": label})
         self._reactive.add(0, {"source": source})
 
     def _observe_expiry(self, options: CallbackOptions) -> Iterable[Observation]:

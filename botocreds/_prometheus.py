@@ -41,7 +41,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ._breaker import BreakerState
 from ._events import (
     BreakerChanged,
     ReactiveInvalidation,
@@ -50,41 +49,9 @@ from ._events import (
     RefreshSucceeded,
     RequestPathMint,
 )
+from ._metrics import BREAKER_STATE_VALUES, MINT_DURATION_BUCKETS, RECORDED_EVENTS, outcome
 
 logger = logging.getLogger("botocreds")
-
-#: Histogram buckets, in seconds: a fast STS call takes tens of milliseconds, a
-#: slow credential_process or a retried call several seconds, a hang up to the
-#: policy's ``mint_timeout``.
-MINT_DURATION_BUCKETS: tuple[float, ...] = (
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-
-#: The value of the ``breaker_state`` gauge for each breaker state.
-BREAKER_STATE_VALUES: dict[BreakerState, int] = {
-    BreakerState.CLOSED: 0,
-    BreakerState.HALF_OPEN: 1,
-    BreakerState.OPEN: 2,
-}
-
-
-#: The event types a reporter records; it ignores any other.
-_KNOWN = (RefreshSucceeded, RefreshFailed, BreakerChanged, RequestPathMint, ReactiveInvalidation)
-
-
-def _outcome(succeeded: bool) -> str:
-    return "success" if succeeded else "failure"
 
 
 class _ExpiryCollector(Collector):
@@ -231,7 +198,7 @@ class PrometheusReporter:
 
     # -- internals ------------------------------------------------------------
     def _record(self, event: RefreshEvent) -> None:
-        if not isinstance(event, _KNOWN):
+        if not isinstance(event, RECORDED_EVENTS):
             return
         source = event.source
         self._first_sight(source)
@@ -247,7 +214,7 @@ class PrometheusReporter:
         elif isinstance(event, BreakerChanged):
             self._breaker.labels(source).set(BREAKER_STATE_VALUES[event.state])
         elif isinstance(event, RequestPathMint):
-            self._request_path.labels(source, _outcome(event.succeeded)).inc()
+            self._request_path.labels(source, outcome(event.succeeded)).inc()
         elif isinstance(event, ReactiveInvalidation):
             self._reactive.labels(source).inc()
         self._estimate_expiry(source, event.remaining)
@@ -259,9 +226,9 @@ class PrometheusReporter:
             if source in self._seen:
                 return
             self._seen.add(source)
-        for outcome in ("success", "failure"):
-            self._refreshes.labels(source, outcome)
-            self._request_path.labels(source, outcome)
+        for label in (outcome(True), outcome(False)):
+            self._refreshes.labels(source, label)
+            self._request_path.labels(source, label)
         self._reactive.labels(source)
 
     def _set_expiry(self, source: str, expires_at: datetime | None) -> None:

@@ -102,8 +102,7 @@ def command(how: str) -> list[str]:
     if how == "module":
         return [sys.executable, "-m", "botocreds"]
     script = shutil.which("botocreds")
-    if script is None:
-        pytest.skip("the botocreds console script is not installed (pip install -e .)")
+    assert script is not None, "the botocreds console script is not installed (pip install -e .)"
     return [script]
 
 
