@@ -20,7 +20,7 @@ from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 from . import _botocore
-from ._cache import SharedCache
+from ._cache import SharedCache, check_cache
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
@@ -63,14 +63,9 @@ def _check_policy(policy: object) -> RefreshPolicy:
 
 def _options(policy: object, reporter: object, cache: object, cache_key: object) -> _Options:
     """Check the keyword arguments shared by attach() and wrap()."""
-    if cache is not None and not isinstance(cache, SharedCache):
-        raise TypeError(
-            "cache must be a botocreds.FileCache or botocreds.RedisCache, "
-            f"got {type(cache).__name__}"
-        )
-    if cache_key is not None and (not isinstance(cache_key, str) or not cache_key):
-        raise TypeError(f"cache_key must be a non-empty string, got {cache_key!r}")
-    return _Options(_check_policy(policy), check_reporter(reporter), cache, cache_key)
+    checked_cache = check_cache(cache, cache_key)
+    key = cache_key if isinstance(cache_key, str) else None
+    return _Options(_check_policy(policy), check_reporter(reporter), checked_cache, key)
 
 
 def _acquire(credentials: Credentials, options: _Options) -> _RefresherBase:

@@ -18,10 +18,11 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from botocore.credentials import ReadOnlyCredentials
 
@@ -61,6 +62,21 @@ class SharedCache(Protocol):
         Raises :class:`CacheUnavailable` if the store cannot be reached.
         """
         ...
+
+
+def check_cache(cache: object, cache_key: object = None) -> SharedCache | None:
+    """Check ``cache=`` and ``cache_key=`` arguments, before any I/O."""
+    if cache is not None and not isinstance(cache, SharedCache):
+        raise TypeError(
+            "cache must be a botocreds.FileCache or botocreds.RedisCache, "
+            f"got {type(cache).__name__}"
+        )
+    if cache_key is not None:
+        if cache is None:
+            raise ValueError("cache_key= only makes sense with cache=")
+        if not isinstance(cache_key, str) or not cache_key:
+            raise TypeError(f"cache_key must be a non-empty string, got {cache_key!r}")
+    return cache
 
 
 def cache_key(*parts: object) -> str:
@@ -108,8 +124,10 @@ def decode_entry(entry: bytes, *, now: float, floor: float) -> Snapshot | None:
             account_id=data.get("account_id"),
         )
         expires_at = float(data["expires_at"])
+        if not math.isfinite(expires_at):
+            return None
         return make_snapshot(frozen, now=now, expires_at=expires_at, floor=floor)
-    except (ValueError, KeyError, TypeError):
+    except Exception:  # anything unreadable, even a RecursionError from a forged entry
         return None
 
 
@@ -125,6 +143,19 @@ def fernet_key(key: str | bytes) -> bytes:
     return raw
 
 
+_T = TypeVar("_T")
+
+
+def _guarded(call: Callable[[], _T]) -> _T:
+    """Run a store operation; any failure of the store, even a bug, is CacheUnavailable."""
+    try:
+        return call()
+    except CacheUnavailable:
+        raise
+    except Exception as error:
+        raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
+
+
 class CachedSource:
     """A source behind a shared cache tier (see the module docstring)."""
 
@@ -135,17 +166,20 @@ class CachedSource:
         key: str,
         *,
         wait: float,
+        lease: float,
+        served_until: Callable[[], float],
         report: Callable[[RefreshEvent], None],
     ) -> None:
         self._inner = inner
         self._cache = cache
         self._key = key
         self._wait = wait
+        self._lease = lease
+        self._served_until = served_until  # expiry of the set the refresher serves
         self._report = report
         self.name = inner.name
         self.renews_static = inner.renews_static
         self.identity = inner.identity
-        self._served_until = float("-inf")  # expiry of the newest set this process got
         self._outage = False
         self._state_lock = threading.Lock()
 
@@ -160,16 +194,15 @@ class CachedSource:
             snapshot = fetched[0] if fetched else self._inner.mint(clock, floor)
         else:
             self._note_recovery()
-        with self._state_lock:
-            self._served_until = max(self._served_until, snapshot.valid_until)
         return snapshot
 
     def _mint_through_cache(self, clock: Clock, floor: float, fetched: list[Snapshot]) -> Snapshot:
         adopted = self._adoptable(clock, floor)
         if adopted is not None:
             return adopted
-        # Lease: long enough for a slow fetch; a dead holder frees it by then.
-        with self._cache.lock(self._key, lease=max(self._wait * 2, 30.0), wait=self._wait) as held:
+        lock = _guarded(lambda: self._cache.lock(self._key, lease=self._lease, wait=self._wait))
+        held = _guarded(lock.__enter__)
+        try:
             adopted = self._adoptable(clock, floor)
             if adopted is not None:
                 return adopted
@@ -180,27 +213,32 @@ class CachedSource:
                     self._cache.name,
                     self._wait,
                 )
-            snapshot = self._inner.mint(clock, floor)
+            snapshot = self._inner.mint(clock, floor)  # the source's own errors pass through
             fetched.append(snapshot)
             ttl = snapshot.valid_until - floor - clock()
             if ttl > 0 and snapshot.expires:
-                self._cache.store(self._key, encode_entry(snapshot), ttl)
+                entry = encode_entry(snapshot)
+                _guarded(lambda: self._cache.store(self._key, entry, ttl))
             return snapshot
+        finally:
+            try:
+                lock.__exit__(None, None, None)
+            except Exception:  # the lease or the kernel frees it anyway
+                logger.debug("botocreds: releasing the %s lock failed", self._cache.name)
 
     def _adoptable(self, clock: Clock, floor: float) -> Snapshot | None:
-        entry = self._cache.load(self._key)
+        entry = _guarded(lambda: self._cache.load(self._key))
         if entry is None:
             return None
         snapshot = decode_entry(entry, now=clock(), floor=floor)
-        with self._state_lock:
-            newer = snapshot is not None and snapshot.valid_until > self._served_until
+        newer = snapshot is not None and snapshot.valid_until > self._served_until()
         return snapshot if newer else None
 
     def _note_outage(self, error: CacheUnavailable, clock: Clock) -> None:
         with self._state_lock:
             first = not self._outage
             self._outage = True
-            served_until = self._served_until
+        served_until = self._served_until()
         if first:
             logger.warning(
                 "botocreds: %s: the shared cache %s is unavailable (%s); "

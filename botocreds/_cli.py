@@ -580,11 +580,12 @@ def inspect(
 
 def _run_inspect(args: argparse.Namespace, out: IO[str]) -> int:
     report = inspect(args.profile, args.region, network=not args.no_network)
-    if args.json:
-        out.write(json.dumps(report.as_json(), indent=2) + "\n")
-    else:
-        out.write(report.as_text() + "\n")
-    out.flush()
+    text = json.dumps(report.as_json(), indent=2) if args.json else report.as_text()
+    try:
+        out.write(text + "\n")
+        out.flush()
+    except BrokenPipeError:  # `botocreds inspect | head -1`: the reader has gone
+        _silence_stdout(out)
     return EXIT_OK
 
 

@@ -221,7 +221,11 @@ class RedisCache:
         acquired = False
         try:
             while True:
-                if self._client.set(name, token, nx=True, px=lease_ms):
+                # A SET NX resent after a timed-out reply finds our own token:
+                # that is the lock, taken by the first attempt.
+                if self._client.set(name, token, nx=True, px=lease_ms) or _is_ours(
+                    self._client.get(name), token
+                ):
                     acquired = True
                     break
                 left = deadline - time.monotonic()
@@ -349,3 +353,10 @@ def _describe(client: redis.Redis) -> str:
 def _error_text(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _is_ours(value: object, token: str) -> bool:
+    """Whether a lock's value is ``token`` (clients may return bytes or str)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return value == token

@@ -31,7 +31,7 @@ from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCr
 
 from . import _botocore
 from ._breaker import Breaker
-from ._cache import CachedSource, SharedCache
+from ._cache import CachedSource, SharedCache, check_cache
 from ._cache import cache_key as cache_key_for
 from ._credentials import BackgroundCredentials
 from ._errors import CredentialsUnavailable
@@ -96,10 +96,11 @@ class _RefresherBase:
             if value is not None and not callable(value):
                 raise TypeError(f"{label} must be callable, got {type(value).__name__}")
         self._reporter = check_reporter(reporter)
+        cache = check_cache(cache, cache_key)
         if cache is not None:
-            source = _behind_cache(source, cache, cache_key, policy, self._report)
-        elif cache_key is not None:
-            raise ValueError("cache_key= only makes sense with cache=")
+            source = _behind_cache(
+                source, cache, cache_key, policy, self._report, self._served_until
+            )
         self.name = source.name
         self._source = source
         self._policy = policy
@@ -597,6 +598,11 @@ class _RefresherBase:
             self.name, 0.0, self._remaining(now), failures, previous.state, self._breaker.state
         )
 
+    def _served_until(self) -> float:
+        """Expiry of the set served now (``-inf`` before the first mint)."""
+        snapshot = getattr(self, "_snapshot", None)
+        return -math.inf if snapshot is None else snapshot.valid_until
+
     def _report(self, event: RefreshEvent) -> None:
         emit(event, self._reporter)
 
@@ -736,19 +742,13 @@ def _describe_callable(value: Callable[..., Any]) -> str:
 
 def _behind_cache(
     source: Source,
-    cache: object,
+    cache: SharedCache,
     key: str | None,
     policy: RefreshPolicy,
     report: Callable[[RefreshEvent], None],
+    served_until: Callable[[], float],
 ) -> Source:
-    """Put ``source`` behind a shared cache tier, after checking the arguments."""
-    if not isinstance(cache, SharedCache):
-        raise TypeError(
-            "cache must be a botocreds.FileCache or botocreds.RedisCache, "
-            f"got {type(cache).__name__}"
-        )
-    if key is not None and (not isinstance(key, str) or not key):
-        raise TypeError(f"cache_key must be a non-empty string, got {key!r}")
+    """Put ``source`` behind a shared cache tier (arguments already checked)."""
     chosen = key or source.identity
     if chosen is None:
         raise ValueError(
@@ -756,8 +756,18 @@ def _behind_cache(
             "cannot name a shared cache entry: pass cache_key= (the same in every process "
             "that should share these credentials)"
         )
-    wait = min(policy.mint_timeout, 30.0)
-    return CachedSource(source, cache, cache_key_for(chosen), wait=wait, report=report)
+    # Wait for another process's mint for a quarter of the mint budget at most,
+    # and lease the lock for the whole budget, so a slow fetch keeps it.
+    wait = min(30.0, policy.mint_timeout / 4)
+    return CachedSource(
+        source,
+        cache,
+        cache_key_for(chosen),
+        wait=wait,
+        lease=max(policy.mint_timeout, 2 * wait),
+        served_until=served_until,
+        report=report,
+    )
 
 
 class Refresher(_RefresherBase):

@@ -35,7 +35,7 @@ from botocore.utils import FileWebIdentityTokenLoader, create_nested_client
 
 from . import _botocore
 from ._attach import wrap
-from ._cache import SharedCache
+from ._cache import SharedCache, check_cache
 from ._cache import cache_key as make_cache_key
 from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
@@ -220,6 +220,7 @@ def assume_role(
     seconds = _check_duration(duration)
     checked_policy = _check_policy(policy)
     checked_reporter = check_reporter(reporter)
+    check_cache(cache)
     chosen_region = _check_region(region, parent.region_name, "assume_role()")
     for label, text in (
         ("external_id", external_id),
@@ -276,10 +277,17 @@ def assume_role(
         cache=_NoCache(),
     )
     deferred = DeferredRefreshableCredentials(fetcher.fetch_credentials, f"assume-role:{arn}")
+    # A defaulted session name names the process, not the role: it stays out of
+    # the key so that every process shares one entry (as botocore's cache does).
+    shared = {
+        k: v
+        for k, v in extra.items()
+        if k != "ExternalId" and not (k == "RoleSessionName" and session_name is None)
+    }
     key = make_cache_key(
         "assume-role",
         arn,
-        json.dumps({k: v for k, v in extra.items() if k != "ExternalId"}, sort_keys=True),
+        json.dumps(shared, sort_keys=True),
         hashlib.sha256((external_id or "").encode()).hexdigest(),
         chosen_region,
     )
@@ -319,12 +327,14 @@ def web_identity(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"web_identity() token file not found: {path}")
-    name = _check_session_name(
+    chosen_name = (
         session_name if session_name is not None else os.environ.get("AWS_ROLE_SESSION_NAME")
     )
+    name = _check_session_name(chosen_name)
     seconds = _check_duration(duration)
     checked_policy = _check_policy(policy)
     checked_reporter = check_reporter(reporter)
+    check_cache(cache)
     sts_session = botocore.session.Session()
     chosen_region = _check_region(
         region, sts_session.get_config_variable("region"), "web_identity()"
@@ -347,7 +357,7 @@ def web_identity(
     deferred = DeferredRefreshableCredentials(
         fetcher.fetch_credentials, f"assume-role-with-web-identity:{arn}"
     )
-    key = make_cache_key("web-identity", arn, name, seconds, chosen_region)
+    key = make_cache_key("web-identity", arn, chosen_name or "", seconds, chosen_region)
     return _session_serving(deferred, chosen_region, checked_policy, checked_reporter, cache, key)
 
 
@@ -375,6 +385,7 @@ def from_fetcher(
         )
     checked_policy = _check_policy(policy)
     checked_reporter = check_reporter(reporter)
+    check_cache(cache, cache_key)
     name = getattr(fetch, "__qualname__", None) or type(fetch).__name__
     deferred = DeferredRefreshableCredentials(fetch, f"fetcher:{name}")
     return _session_serving(deferred, None, checked_policy, checked_reporter, cache, cache_key)

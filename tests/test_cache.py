@@ -196,3 +196,44 @@ def test_a_store_that_fails_after_the_source_answered_costs_no_second_call() -> 
     refresher = _refresher(clock, RefusesWrites(clock), fetcher)
     assert fetcher.calls == 1
     assert refresher.mint_count == 1
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [b"[" * 40000, b'{"v":1,"access_key":"A","secret_key":"S","token":"T","expires_at":Infinity}'],
+    ids=["deeply-nested", "never-expires"],
+)
+def test_a_forged_entry_is_a_miss_too(entry: bytes) -> None:
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    cache.entries[cache_key("role")] = (entry, clock() + 1000)
+    fetcher = ScriptedFetcher(clock, lifetime=100.0)
+    refresher = _refresher(clock, cache, fetcher)
+    assert fetcher.calls == 1 and refresher.status().next_refresh_at is not None
+
+
+def test_a_store_that_breaks_in_an_unexpected_way_is_treated_as_down() -> None:
+    class Broken(MemoryCache):
+        def load(self, key: str) -> bytes | None:
+            raise RuntimeError("a bug in the store")
+
+    clock = FakeClock()
+    fetcher = ScriptedFetcher(clock, lifetime=100.0)
+    refresher = _refresher(clock, Broken(clock), fetcher)
+    assert fetcher.calls == 1 and refresher.mint_count == 1
+
+
+def test_a_set_the_refresher_discarded_is_adopted_from_the_store() -> None:
+    # The entry a process stored but never published (its mint was abandoned)
+    # is newer than what it serves, so the next mint adopts it.
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    fetcher = ScriptedFetcher(clock, lifetime=100.0)
+    refresher = _refresher(clock, cache, fetcher)
+    later = FakeClock(clock() + 5)
+    stored = _refresher(later, MemoryCache(later), ScriptedFetcher(later, lifetime=100.0))
+    cache.entries[cache_key("role")] = (encode_entry(stored._snapshot), clock() + 1000)
+    clock.advance(80.0)
+    refresher._scheduler.run_pending()
+    assert fetcher.calls == 1, "adopted, no second source call"
+    assert refresher._snapshot.valid_until == stored._snapshot.valid_until

@@ -494,3 +494,17 @@ def test_findings() -> None:
     assert _codes(sts_endpoint="https://sts.amazonaws.com") == ["global-sts-endpoint"]
     assert _codes(method="env", has_token=False, remaining=None) == ["long-term-keys"]
     assert _codes(method="env", has_token=True, remaining=None) == []
+
+
+def test_inspect_into_a_pipe_that_closes_early_exits_quietly(static_profile: str) -> None:
+    process = subprocess.Popen(
+        [*command("module"), "inspect", "--profile", static_profile, "--no-network"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `botocreds inspect | true`
+    errors = process.stderr.read().decode()
+    assert process.wait(60) == 0, errors
+    assert "Traceback" not in errors

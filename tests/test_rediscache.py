@@ -612,6 +612,18 @@ def test_release_never_deletes_another_holders_lock(
     assert raw.exists(prefix + "lock:role") == 0
 
 
+def test_a_resent_set_nx_that_finds_our_own_token_holds_the_lock(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first SET NX landed but its reply timed out; the retry finds our token.
+    monkeypatch.setattr("botocreds._rediscache.secrets.token_hex", lambda _: "our-token")
+    raw.set(prefix + "lock:role", "our-token", px=30_000)
+    cache = RedisCache(redis_server.url, prefix=prefix)
+    with cache.lock("role", lease=30.0, wait=0.0) as held:
+        assert held
+    assert raw.exists(prefix + "lock:role") == 0, "and releases it"
+
+
 # -- a fleet of processes -----------------------------------------------------
 
 FLEET = 8

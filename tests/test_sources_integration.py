@@ -550,6 +550,40 @@ def test_sts_is_called_at_the_regional_endpoint_unless_the_user_says_legacy(
     assert background_of(session).access_key == "ASIALOCALSTS00000001"
 
 
+def test_processes_with_default_session_names_share_one_cache_entry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The default session name names the process; it must not split the shared entry."""
+    parent = base_session("us-east-1", validate=True)
+    sts = LocalSts()
+    events: Any = parent.events
+    events.register("before-send.sts.AssumeRole", sts)
+    cache = botocreds.FileCache(tmp_path / "cache")
+    first = botocreds.assume_role(parent, ROLE_A, cache=cache)
+    monkeypatch.setattr(os, "getpid", lambda: 424242)  # another worker process
+    second = botocreds.assume_role(parent, ROLE_A, cache=cache)
+    assert len(sts.urls) == 1, "the second process adopted the first one's entry"
+    assert background_of(second).access_key == background_of(first).access_key
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+
+def test_cache_arguments_are_checked_before_the_parent_is_asked_for_credentials() -> None:
+    parent = base_session("us-east-1", validate=True)
+    asked: list[str] = []
+    real = parent.get_credentials
+
+    def counting() -> Any:
+        asked.append("asked")
+        return real()
+
+    parent.get_credentials = counting  # type: ignore[method-assign]
+    with pytest.raises(TypeError, match="FileCache or botocreds"):
+        botocreds.assume_role(parent, ROLE_A, cache="redis://localhost")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="only makes sense with cache="):
+        botocreds.from_fetcher(lambda: {}, cache_key="x")
+    assert asked == []
+
+
 # -- 5. your own fetch function --------------------------------------------------
 class MotoFetch:
     """A fetch function minting LIFETIME-second credentials from moto's STS."""
