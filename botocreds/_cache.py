@@ -27,6 +27,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 from botocore.credentials import ReadOnlyCredentials
 
 from ._events import RefreshEvent, SharedCacheFailed
+from ._forksafe import renew_after_fork
 from ._snapshot import Snapshot, make_snapshot
 from ._sources import Clock, Source
 
@@ -182,6 +183,7 @@ class CachedSource:
         self.identity = inner.identity
         self._outage = False
         self._state_lock = threading.Lock()
+        renew_after_fork(self, "_state_lock", threading.Lock)
 
     def mint(self, clock: Clock, floor: float) -> Snapshot:
         fetched: list[Snapshot] = []

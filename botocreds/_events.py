@@ -12,6 +12,7 @@ characters, errors as a type and a one-line message.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ._breaker import BreakerState
+from ._forksafe import renew_after_fork
 
 logger = logging.getLogger("botocreds")
 
@@ -110,6 +112,7 @@ class Reporter(Protocol):
 
 _process_reporters: tuple[Reporter, ...] = ()
 _process_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_process_lock", threading.Lock)
 
 
 def set_reporters(reporters: Iterable[Reporter] | None) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 import weakref
@@ -48,6 +49,7 @@ from ._events import (
     RefreshSucceeded,
     RequestPathMint,
 )
+from ._forksafe import renew_after_fork
 from ._metrics import BREAKER_STATE_VALUES, MINT_DURATION_BUCKETS, RECORDED_EVENTS, outcome
 from ._version import __version__
 
@@ -58,6 +60,7 @@ logger = logging.getLogger("botocreds")
 # be silently ignored and its counters shared: it is refused instead.
 _claimed: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 _claimed_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_claimed_lock", threading.Lock)
 
 
 def _create_histogram(meter: Meter) -> Histogram:
@@ -107,6 +110,7 @@ class OpenTelemetryReporter:
         provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         self._clock = clock
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock", threading.Lock)
         self._expiry: dict[str, float] = {}
         self._breaker: dict[str, int] = {}
         self._seen: set[str] = set()

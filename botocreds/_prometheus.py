@@ -49,6 +49,7 @@ from ._events import (
     RefreshSucceeded,
     RequestPathMint,
 )
+from ._forksafe import renew_after_fork
 from ._metrics import BREAKER_STATE_VALUES, MINT_DURATION_BUCKETS, RECORDED_EVENTS, outcome
 
 logger = logging.getLogger("botocreds")
@@ -120,6 +121,7 @@ class PrometheusReporter:
         self.namespace = namespace
         self._clock = clock
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock", threading.Lock)
         self._expiry: dict[str, float] = {}
         self._seen: set[str] = set()
         prefix = f"{namespace}_" if namespace else ""

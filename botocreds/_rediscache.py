@@ -132,6 +132,14 @@ class RedisCache:
             )
         elif isinstance(url_or_client, redis.Redis):
             client = url_or_client
+            settings = client.connection_pool.connection_kwargs
+            if settings.get("socket_timeout") is None:
+                logger.warning(
+                    "botocreds: RedisCache got a redis.Redis client without socket_timeout: "
+                    "an unreachable Redis would stall each mint until mint_timeout; "
+                    "pass socket_timeout= (a URL gets %ss)",
+                    DEFAULT_SOCKET_TIMEOUT,
+                )
         else:
             raise TypeError(
                 "RedisCache needs a Redis URL or a redis.Redis client, "

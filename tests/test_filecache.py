@@ -806,3 +806,14 @@ def test_a_lock_holder_that_dies_frees_the_lock(tmp_path: Path) -> None:
         assert time.monotonic() - started < 5.0
     finally:
         _kill_all([holder])
+
+
+def test_a_fifo_at_the_entry_path_is_a_miss_not_a_hang(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "cache")
+    os.mkfifo(cache._path("role", ".json"), 0o600)
+    result: list[bytes | None] = []
+    reader = threading.Thread(target=lambda: result.append(cache.load("role")), daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "load() blocked on a FIFO"
+    assert result == [None]

@@ -10,6 +10,7 @@ bounded, for a busy 2-core machine.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -837,3 +838,11 @@ def test_a_refused_write_does_not_call_the_source_twice(
         )
     finally:
         acl("ACL", "DELUSER", user)
+
+
+def test_a_client_without_a_socket_timeout_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="botocreds"):
+        RedisCache(redis.Redis(host="127.0.0.1", port=1, socket_timeout=None))
+    assert any("socket_timeout" in record.getMessage() for record in caplog.records)

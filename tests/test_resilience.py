@@ -548,3 +548,24 @@ def test_a_wall_clock_jump_does_not_leave_the_scheduler_asleep_past_a_refresh() 
     clock.advance(3600.0)  # no notify: only a re-read of the clock can notice
     assert target.due.wait(10.0)
     scheduler.unregister(target)
+
+
+@needs_fork
+def test_small_locks_held_at_fork_are_fresh_in_the_child() -> None:
+    from botocreds import _events
+    from botocreds._forksafe import renew_after_fork
+
+    class Holder:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            renew_after_fork(self, "lock", threading.Lock)
+
+    holder = Holder()
+    with holder.lock, _events._process_lock:
+        report = in_child(
+            lambda: {
+                "holder": holder.lock.acquire(timeout=1),
+                "events": _events._process_lock.acquire(timeout=1),
+            }
+        )
+    assert report == {"holder": True, "events": True}
