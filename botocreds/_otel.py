@@ -31,7 +31,6 @@ Instruments:
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import threading
 import time
@@ -50,7 +49,13 @@ from ._events import (
     RequestPathMint,
 )
 from ._forksafe import renew_after_fork
-from ._metrics import BREAKER_STATE_VALUES, MINT_DURATION_BUCKETS, RECORDED_EVENTS, outcome
+from ._metrics import (
+    BREAKER_STATE_VALUES,
+    MINT_DURATION_BUCKETS,
+    RECORDED_EVENTS,
+    ExpiryBook,
+    outcome,
+)
 from ._version import __version__
 
 logger = logging.getLogger("botocreds")
@@ -108,10 +113,9 @@ class OpenTelemetryReporter:
         if not callable(clock):
             raise TypeError(f"clock must be callable, got {type(clock).__name__}")
         provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-        self._clock = clock
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock", threading.Lock)
-        self._expiry: dict[str, float] = {}
+        self._expiries = ExpiryBook(clock)
         self._breaker: dict[str, int] = {}
         self._seen: set[str] = set()
         self._claim(provider)
@@ -186,13 +190,12 @@ class OpenTelemetryReporter:
             return
         source = event.source
         self._first_sight(source)
+        self._expiries.note(event)
         if isinstance(event, RefreshSucceeded):
             attributes = {"source": source, "outcome": "success"}
             self._refreshes.add(1, attributes)
             self._duration.record(event.duration, attributes)
-            expiry = math.inf if event.expires_at is None else event.expires_at.timestamp()
             with self._lock:
-                self._expiry[source] = expiry
                 self._breaker[source] = 0  # a success always closes the breaker
             return
         if isinstance(event, RefreshFailed):
@@ -207,10 +210,6 @@ class OpenTelemetryReporter:
             self._request_path.add(1, {"source": source, "outcome": outcome(event.succeeded)})
         elif isinstance(event, ReactiveInvalidation):
             self._reactive.add(1, {"source": source})
-        if event.remaining is not None:
-            now = self._clock()
-            with self._lock:
-                self._expiry.setdefault(source, now + event.remaining)
 
     def _first_sight(self, source: str) -> None:
         # Start every counter of a new source at zero, so rates exist from its
@@ -225,13 +224,9 @@ class OpenTelemetryReporter:
         self._reactive.add(0, {"source": source})
 
     def _observe_expiry(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            expiries = sorted(self._expiry.items())
-        now = self._clock()
         return [
-            Observation(expires_at - now, {"source": source})
-            for source, expires_at in expiries
-            if math.isfinite(expires_at)
+            Observation(seconds, {"source": source})
+            for source, seconds in self._expiries.seconds_left()
         ]
 
     def _observe_breaker(self, options: CallbackOptions) -> Sequence[Observation]:

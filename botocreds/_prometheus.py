@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -50,7 +48,13 @@ from ._events import (
     RequestPathMint,
 )
 from ._forksafe import renew_after_fork
-from ._metrics import BREAKER_STATE_VALUES, MINT_DURATION_BUCKETS, RECORDED_EVENTS, outcome
+from ._metrics import (
+    BREAKER_STATE_VALUES,
+    MINT_DURATION_BUCKETS,
+    RECORDED_EVENTS,
+    ExpiryBook,
+    outcome,
+)
 
 logger = logging.getLogger("botocreds")
 
@@ -77,10 +81,8 @@ class _ExpiryCollector(Collector):
         for metric in reporter._metrics:
             yield from metric.collect()
         family = reporter._expiry_family()
-        now = reporter._clock()
-        for source, expires_at in reporter._expiries():
-            if math.isfinite(expires_at):
-                family.add_metric([source], expires_at - now)
+        for source, seconds in reporter._expiries.seconds_left():
+            family.add_metric([source], seconds)
         yield family
 
 
@@ -119,10 +121,9 @@ class PrometheusReporter:
             raise TypeError(f"clock must be callable, got {type(clock).__name__}")
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
         self.namespace = namespace
-        self._clock = clock
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock", threading.Lock)
-        self._expiry: dict[str, float] = {}
+        self._expiries = ExpiryBook(clock)
         self._seen: set[str] = set()
         prefix = f"{namespace}_" if namespace else ""
         self._expiry_name = f"{prefix}credentials_expiry_seconds"
@@ -204,10 +205,10 @@ class PrometheusReporter:
             return
         source = event.source
         self._first_sight(source)
+        self._expiries.note(event)
         if isinstance(event, RefreshSucceeded):
             self._refreshes.labels(source, "success").inc()
             self._duration.labels(source, "success").observe(event.duration)
-            self._set_expiry(source, event.expires_at)
             self._breaker.labels(source).set(0)  # a success always closes the breaker
             return
         if isinstance(event, RefreshFailed):
@@ -219,7 +220,6 @@ class PrometheusReporter:
             self._request_path.labels(source, outcome(event.succeeded)).inc()
         elif isinstance(event, ReactiveInvalidation):
             self._reactive.labels(source).inc()
-        self._estimate_expiry(source, event.remaining)
 
     def _first_sight(self, source: str) -> None:
         # Create every labelled series of a new source at zero, so rate() and
@@ -232,22 +232,6 @@ class PrometheusReporter:
             self._refreshes.labels(source, label)
             self._request_path.labels(source, label)
         self._reactive.labels(source)
-
-    def _set_expiry(self, source: str, expires_at: datetime | None) -> None:
-        value = math.inf if expires_at is None else expires_at.timestamp()
-        with self._lock:
-            self._expiry[source] = value
-
-    def _estimate_expiry(self, source: str, remaining: float | None) -> None:
-        if remaining is None:
-            return  # never expires, or nothing is served yet: wait for a success
-        now = self._clock()
-        with self._lock:
-            self._expiry.setdefault(source, now + remaining)
-
-    def _expiries(self) -> list[tuple[str, float]]:
-        with self._lock:
-            return sorted(self._expiry.items())
 
     def _expiry_family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(
