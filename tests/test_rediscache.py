@@ -147,26 +147,25 @@ class RedisServer:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the module's tests (each test uses its own prefix)."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+def _running(directory: Path) -> Iterator[RedisServer]:
+    server = RedisServer(directory)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the module's tests (each test uses its own prefix)."""
+    yield from _running(tmp_path_factory.mktemp("redis"))
 
 
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server for one test, which may kill it."""
-    server = RedisServer(tmp_path_factory.mktemp("redis-own"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(tmp_path_factory.mktemp("redis-own"))
 
 
 @pytest.fixture
