@@ -24,6 +24,7 @@ from . import (
     shared_cache,
     short_lived,
     tail_latency,
+    tail_latency_async,
 )
 from ._common import ScenarioResult, send_plots_to
 
@@ -37,6 +38,7 @@ SCENARIOS: dict[int, Scenario] = {
     5: many_clients.run,
     6: outage.run,
     7: shared_cache.run,
+    8: tail_latency_async.run,
 }
 
 

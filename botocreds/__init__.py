@@ -10,6 +10,7 @@ credentials, and a single background scheduler mints the next set ahead of
 expiry. No request waits for STS while valid credentials exist.
 """
 
+from ._aiocredentials import AioBackgroundCredentials
 from ._attach import Attachment, attach, shutdown, wrap
 from ._breaker import BreakerState
 from ._credentials import BackgroundCredentials
@@ -30,12 +31,14 @@ from ._filecache import FileCache
 from ._metrics import opentelemetry_reporter, prometheus_reporter
 from ._policy import RefreshPolicy
 from ._rediscache import RedisCache
-from ._refresher import Refresher, Swapper, health
+from ._refresher import AioRefresher, Refresher, Swapper, health
 from ._status import RefresherStatus
 from ._sts import assume_role, from_fetcher, web_identity
 from ._version import __version__
 
 __all__ = [
+    "AioBackgroundCredentials",
+    "AioRefresher",
     "Attachment",
     "BackgroundCredentials",
     "BreakerChanged",

@@ -20,12 +20,13 @@ from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 from . import _botocore
+from ._aiocredentials import AioBackgroundCredentials
 from ._cache import SharedCache, check_cache
-from ._credentials import BackgroundCredentials
+from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
-from ._refresher import Refresher, _RefresherBase, install_reactive_retry
+from ._refresher import AioRefresher, Refresher, _RefresherBase, install_reactive_retry
 from ._scheduler import add_housekeeping, all_schedulers
 
 SessionT = TypeVar("SessionT")
@@ -68,7 +69,7 @@ def _options(policy: object, reporter: object, cache: object, cache_key: object)
     return _Options(_check_policy(policy), check_reporter(reporter), checked_cache, key)
 
 
-def _acquire(credentials: Credentials, options: _Options) -> _RefresherBase:
+def _acquire(credentials: Credentials, options: _Options, *, aio: bool) -> _RefresherBase:
     """Take one use of the shared refresher for ``credentials`` under ``policy``.
 
     Creates it on first use (which may raise, from the eager first mint; the
@@ -83,7 +84,8 @@ def _acquire(credentials: Credentials, options: _Options) -> _RefresherBase:
         if refresher is not None:
             _retain(refresher)
             return refresher
-    created = Refresher(
+    kind = AioRefresher if aio else Refresher
+    created = kind(
         credentials,
         policy=options.policy,
         reporter=options.reporter,
@@ -175,9 +177,11 @@ class Attachment:
         return self._refresher
 
     @property
-    def credentials(self) -> BackgroundCredentials:
-        """The credentials object the client now signs with."""
-        return self._refresher.credentials
+    def credentials(self) -> BackgroundCredentials | AioBackgroundCredentials:
+        """The credentials object the client now signs with (async for an aiobotocore client)."""
+        credentials = self._refresher.credentials
+        assert isinstance(credentials, (BackgroundCredentials, AioBackgroundCredentials))
+        return credentials
 
     @property
     def closed(self) -> bool:
@@ -235,7 +239,12 @@ def attach(
     """
     if not _botocore.is_client(client):
         hint = ""
-        if _botocore.is_client(getattr(getattr(client, "meta", None), "client", None)):
+        if _botocore.is_client_creator(client):
+            hint = (
+                " (an aiobotocore create_client() result: attach the client it yields, "
+                "inside `async with session.create_client(...) as client:`)"
+            )
+        elif _botocore.is_client(getattr(getattr(client, "meta", None), "client", None)):
             hint = " (for a boto3 resource, pass resource.meta.client)"
         raise TypeError(
             f"attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
@@ -245,13 +254,20 @@ def attach(
     current = _botocore.client_credentials(client)
     if current is None:
         raise ValueError("attach() got a client with no credentials (an unsigned client?)")
-    if isinstance(current, BackgroundCredentials):
+    if isinstance(current, SnapshotCredentials):
         # Already covered, e.g. made from a wrapped session: share (and resume,
         # after a shutdown) the refresher that serves it.
         owner: _RefresherBase = current._owner  # type: ignore[assignment]
         _retain(owner)
         return Attachment(client, owner, owns=False)
-    refresher = _acquire(current, options)
+    aio = _botocore.is_aio_client(client)
+    if aio != _botocore.is_aio_credentials(current):
+        raise TypeError(
+            f"attach() got {'an aiobotocore' if aio else 'a botocore'} client that signs with "
+            f"{type(current).__name__}: botocreds keeps a client's credentials fresh with the "
+            "same stack as the client"
+        )
+    refresher = _acquire(current, options, aio=aio)
     refresher.attach(client)
     return Attachment(client, refresher, owns=True)
 
@@ -278,10 +294,12 @@ def wrap(
     first mint fails. ``reporter`` receives the refresher's events; ``cache``
     and ``cache_key`` add a shared tier, as for :func:`attach`.
     """
-    inner = _botocore.botocore_session_of(session)
+    aio_inner = _botocore.aio_session_of(session)
+    inner = aio_inner if aio_inner is not None else _botocore.botocore_session_of(session)
     if inner is None:
         raise TypeError(
-            f"wrap() expected a boto3.Session or botocore Session, got {type(session).__name__}"
+            "wrap() expected a boto3.Session, botocore Session, aiobotocore AioSession or "
+            f"aioboto3 Session, got {type(session).__name__}"
         )
     options = _options(policy, reporter, cache, cache_key)
     _drain_releases()
@@ -291,14 +309,19 @@ def wrap(
             wrapped_by._reopen()  # after a shutdown(), wrapping again resumes it
             return session
     # Resolving the chain and the first mint may do I/O: no lock is held.
-    original = inner.get_credentials()
+    if aio_inner is not None:
+        from ._aioloop import run_on_loop
+
+        original = run_on_loop(aio_inner.get_credentials, options.policy.mint_timeout)
+    else:
+        original = inner.get_credentials()
     if original is None:
         raise CredentialsUnavailable(
             source="session",
             reason="no credentials were found (environment, config files, SSO, "
             "container or instance metadata)",
         )
-    if isinstance(original, BackgroundCredentials):
+    if isinstance(original, SnapshotCredentials):
         owner: _RefresherBase = original._owner  # type: ignore[assignment]
         with _registry_lock:
             _retain(owner)
@@ -306,7 +329,7 @@ def wrap(
         return session
     # The session's use is never given back: the refresher lives while the
     # session or any of its clients does, and is collected with them.
-    refresher = _acquire(original, options)
+    refresher = _acquire(original, options, aio=aio_inner is not None)
     background = refresher.credentials
 
     def serve_background(
@@ -324,12 +347,32 @@ def wrap(
             install_reactive_retry(client)
         return client
 
+    # aiobotocore's get_credentials() is a coroutine, and its create_client()
+    # returns a context manager around the _create_client() coroutine.
+    async def serve_background_async(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        resolved = await wrapped(*args, **kwargs)
+        return background if resolved is original else resolved
+
+    async def cover_new_client_async(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        client = await wrapped(*args, **kwargs)
+        if _botocore.client_credentials(client) is background:
+            install_reactive_retry(client)
+        return client
+
     with _registry_lock:
         if _wrapper_of(inner) is not None:  # another thread wrapped it meanwhile
             _release(refresher)
             return session
-        wrapt.wrap_function_wrapper(inner, "get_credentials", serve_background)
-        wrapt.wrap_function_wrapper(inner, "create_client", cover_new_client)
+        if aio_inner is not None:
+            wrapt.wrap_function_wrapper(inner, "get_credentials", serve_background_async)
+            wrapt.wrap_function_wrapper(inner, "_create_client", cover_new_client_async)
+        else:
+            wrapt.wrap_function_wrapper(inner, "get_credentials", serve_background)
+            wrapt.wrap_function_wrapper(inner, "create_client", cover_new_client)
         _wrapped[inner] = weakref.ref(refresher)
     return session
 

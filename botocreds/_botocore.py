@@ -9,6 +9,7 @@ instead of quietly in production.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +25,62 @@ ACCOUNT_ID_BUILTIN = "AWS::Auth::AccountId"
 
 
 def is_client(value: object) -> bool:
-    """Whether ``value`` is a botocore client (boto3 clients are botocore clients)."""
+    """Whether ``value`` is a botocore client (boto3 and aiobotocore clients are too)."""
     return isinstance(value, BaseClient)
+
+
+# aiobotocore is optional. Its classes are looked up in sys.modules rather than
+# imported: an object can only be an aiobotocore one if aiobotocore is loaded,
+# and a program that never imports it never pays for importing it here.
+def _aiobotocore_class(module: str, name: str) -> type | None:
+    loaded = sys.modules.get(f"aiobotocore.{module}")
+    found = getattr(loaded, name, None)
+    return found if isinstance(found, type) else None
+
+
+def is_aio_client(value: object) -> bool:
+    """Whether ``value`` is an aiobotocore client (aioboto3's clients are too)."""
+    cls = _aiobotocore_class("client", "AioBaseClient")
+    return cls is not None and isinstance(value, cls)
+
+
+def is_client_creator(value: object) -> bool:
+    """Whether ``value`` is what aiobotocore's ``create_client()`` returns before ``async with``."""
+    cls = _aiobotocore_class("session", "ClientCreatorContext")
+    return cls is not None and isinstance(value, cls)
+
+
+def is_aio_credentials(value: object) -> bool:
+    """Whether ``value`` is an aiobotocore credentials object (static, refreshable or deferred)."""
+    static = _aiobotocore_class("credentials", "AioCredentials")
+    refreshable = _aiobotocore_class("credentials", "AioRefreshableCredentials")
+    return any(cls is not None and isinstance(value, cls) for cls in (static, refreshable))
+
+
+def aio_session_of(session: object) -> Any | None:
+    """The ``AioSession`` behind an aiobotocore or aioboto3 session; ``None`` for anything else.
+
+    aioboto3's ``Session`` is a ``boto3.Session`` subclass holding an
+    ``AioSession`` where boto3 holds a botocore one (``_session``).
+    """
+    cls = _aiobotocore_class("session", "AioSession")
+    if cls is None:
+        return None
+    if isinstance(session, cls):
+        return session
+    inner = getattr(session, "_session", None) if _is_boto3_session(session) else None
+    return inner if isinstance(inner, cls) else None
+
+
+def is_aio_session(value: object) -> bool:
+    """Whether ``value`` is an aiobotocore ``AioSession`` or an aioboto3 ``Session``."""
+    return aio_session_of(value) is not None
+
+
+def _is_boto3_session(value: object) -> bool:
+    import boto3.session
+
+    return isinstance(value, boto3.session.Session)
 
 
 def client_credentials(client: BaseClient) -> Credentials | None:
@@ -53,15 +108,18 @@ def _builtins(client: BaseClient) -> dict[str, Any] | None:
     return builtins
 
 
-def bind_client(client: BaseClient, credentials: Credentials) -> ClientBinding:
+def bind_client(
+    client: BaseClient, credentials: Credentials, account_id: Callable[[], Any]
+) -> ClientBinding:
     """Make ``client`` sign with ``credentials``; return what it used before.
 
     Two references are swapped: the request signer's credentials, and the
     ``AWS::Auth::AccountId`` endpoint-rules builtin, a closure over the original
-    object's ``account_id`` that botocore evaluates on every request. Left
-    alone, that closure would run botocore's own refresh on request threads.
-    Each is a single reference assignment, so a concurrent request sees either
-    the old or the new object, never a mix.
+    object's ``account_id`` that botocore evaluates on every request (aiobotocore
+    binds the original's ``get_account_id`` coroutine method instead). Left
+    alone, either would run the original's own refresh on request paths, so it
+    is replaced by ``account_id``. Each is a single reference assignment, so a
+    concurrent request sees either the old or the new object, never a mix.
     """
     builtins = _builtins(client)
     previous = ClientBinding(
@@ -69,7 +127,7 @@ def bind_client(client: BaseClient, credentials: Credentials) -> ClientBinding:
         account_id_builtin=None if builtins is None else builtins.get(ACCOUNT_ID_BUILTIN),
     )
     if builtins is not None and ACCOUNT_ID_BUILTIN in builtins:
-        builtins[ACCOUNT_ID_BUILTIN] = credentials.get_deferred_property("account_id")
+        builtins[ACCOUNT_ID_BUILTIN] = account_id
     signer: Any = client._request_signer  # type: ignore[attr-defined]
     signer._credentials = credentials
     return previous
@@ -86,14 +144,12 @@ def restore_client(client: BaseClient, binding: ClientBinding) -> None:
 
 def botocore_session_of(session: object) -> botocore.session.Session | None:
     """The botocore session behind a boto3 or botocore session; ``None`` for anything else."""
+    if is_aio_session(session):
+        return None  # an aiobotocore session: see aio_session_of()
     if isinstance(session, botocore.session.Session):
         return session
-    try:
-        import boto3.session
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        return None
-    if isinstance(session, boto3.session.Session):
-        inner: botocore.session.Session = session._session
+    if _is_boto3_session(session):
+        inner: botocore.session.Session = session._session  # type: ignore[attr-defined]
         return inner
     return None
 

@@ -27,24 +27,19 @@ class _Owner(Protocol):
     def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials: ...
 
 
-def _read_only(name: str) -> NoReturn:
-    raise AttributeError(
-        f"BackgroundCredentials.{name} is read-only: its refresher publishes each new set"
-    )
+def read_only(name: str, owner: str = "BackgroundCredentials") -> NoReturn:
+    """Refuse an assignment to one of the credential fields."""
+    raise AttributeError(f"{owner}.{name} is read-only: its refresher publishes each new set")
 
 
-class BackgroundCredentials(Credentials):
-    """botocore ``Credentials`` whose values a botocreds refresher keeps fresh.
+class SnapshotCredentials(Credentials):
+    """What the sync and the async credentials objects share: the snapshot and its owner.
 
-    It is a real ``Credentials`` subclass, so anything that accepts botocore
-    credentials accepts it. Read ``get_frozen_credentials()`` for a consistent
-    set; the ``access_key``/``secret_key``/``token``/``account_id`` properties
-    each read the current snapshot too.
+    The snapshot is replaced whole by the refresher (one reference store, which
+    is atomic), so a reader never sees the key of one set with the secret of
+    another, and needs no lock.
     """
 
-    # The snapshot is replaced whole by the refresher (one reference store, which
-    # is atomic), so a reader never sees the key of one set with the secret of
-    # another, and needs no lock.
     _snapshot: Snapshot
 
     def __init__(
@@ -56,6 +51,44 @@ class BackgroundCredentials(Credentials):
         self._snapshot = snapshot
         self._clock = clock
         self.method = method
+
+    def _frozen_now(self) -> ReadOnlyCredentials:
+        """The current set, waiting (bounded, blocking this thread) if it has expired."""
+        snapshot = self._snapshot
+        if self._clock() < snapshot.fresh_until:
+            return snapshot.frozen
+        return self._owner._serve_stale(snapshot)
+
+    def _account_id_builtin(self) -> Callable[[], Any]:
+        """What a client's ``AWS::Auth::AccountId`` endpoint builtin should call."""
+        return self.get_deferred_property("account_id")
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """When the current set expires (UTC), or ``None`` if it never does."""
+        snapshot = self._snapshot
+        if not snapshot.expires:
+            return None
+        return datetime.fromtimestamp(snapshot.valid_until, timezone.utc)
+
+    def __repr__(self) -> str:
+        snapshot = self._snapshot
+        expiry = self.expiry_time
+        return (
+            f"<{type(self).__name__} source={self._owner.name!r} "
+            f"access_key={mask_access_key(snapshot.frozen.access_key)!r} "
+            f"expires={expiry.isoformat() if expiry else 'never'}>"
+        )
+
+
+class BackgroundCredentials(SnapshotCredentials):
+    """botocore ``Credentials`` whose values a botocreds refresher keeps fresh.
+
+    It is a real ``Credentials`` subclass, so anything that accepts botocore
+    credentials accepts it. Read ``get_frozen_credentials()`` for a consistent
+    set; the ``access_key``/``secret_key``/``token``/``account_id`` properties
+    each read the current snapshot too.
+    """
 
     def get_frozen_credentials(self) -> ReadOnlyCredentials:
         """The current credentials, as botocore's immutable ``ReadOnlyCredentials``.
@@ -88,7 +121,7 @@ class BackgroundCredentials(Credentials):
 
     @access_key.setter
     def access_key(self, value: str) -> None:
-        _read_only("access_key")
+        read_only("access_key")
 
     @property
     def secret_key(self) -> str:
@@ -97,7 +130,7 @@ class BackgroundCredentials(Credentials):
 
     @secret_key.setter
     def secret_key(self, value: str) -> None:
-        _read_only("secret_key")
+        read_only("secret_key")
 
     @property
     def token(self) -> str | None:
@@ -106,7 +139,7 @@ class BackgroundCredentials(Credentials):
 
     @token.setter
     def token(self, value: str | None) -> None:
-        _read_only("token")
+        read_only("token")
 
     @property
     def account_id(self) -> str | None:
@@ -115,21 +148,4 @@ class BackgroundCredentials(Credentials):
 
     @account_id.setter
     def account_id(self, value: str | None) -> None:
-        _read_only("account_id")
-
-    @property
-    def expiry_time(self) -> datetime | None:
-        """When the current set expires (UTC), or ``None`` if it never does."""
-        snapshot = self._snapshot
-        if not snapshot.expires:
-            return None
-        return datetime.fromtimestamp(snapshot.valid_until, timezone.utc)
-
-    def __repr__(self) -> str:
-        snapshot = self._snapshot
-        expiry = self.expiry_time
-        return (
-            f"<BackgroundCredentials source={self._owner.name!r} "
-            f"access_key={mask_access_key(snapshot.frozen.access_key)!r} "
-            f"expires={expiry.isoformat() if expiry else 'never'}>"
-        )
+        read_only("account_id")

@@ -13,27 +13,29 @@ takes no lock at all.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random as _random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from botocore.client import BaseClient
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
 
 from . import _botocore
+from ._aiocredentials import AioBackgroundCredentials
 from ._breaker import Breaker
 from ._cache import CachedSource, SharedCache, check_cache
 from ._cache import cache_key as cache_key_for
-from ._credentials import BackgroundCredentials
+from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
 from ._events import (
     BreakerChanged,
@@ -61,6 +63,14 @@ _refreshers: weakref.WeakSet[_RefresherBase] = weakref.WeakSet()
 Clock = Callable[[], float]
 Random = Callable[[], float]
 ClientT = TypeVar("ClientT", bound=BaseClient)
+#: Registers a waiter, under the refresher's lock; returns the function that wakes it.
+Arm = Callable[[], Callable[[], None]]
+#: Decides whether a snapshot, at a time, is the one a waiter wants.
+Accept = Callable[[Snapshot, float], bool]
+
+
+def _still_valid(snapshot: Snapshot, now: float) -> bool:
+    return now < snapshot.valid_until
 
 
 class MintTimedOut(TimeoutError):
@@ -71,7 +81,12 @@ class MintTimedOut(TimeoutError):
 
 
 class _RefresherBase:
-    """The machinery shared by :class:`Refresher` and :class:`Swapper`."""
+    """The machinery shared by :class:`Refresher`, :class:`Swapper` and ``AioRefresher``."""
+
+    #: The kind of credentials object this refresher hands to clients.
+    _view_class: ClassVar[type[SnapshotCredentials]] = BackgroundCredentials
+    #: Whether it serves aiobotocore clients (``True``) or botocore clients.
+    _serves_aio: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -121,6 +136,7 @@ class _RefresherBase:
         self._mint_thread: tuple[int, threading.Thread] | None = None
         self._users = 0  # attachments and wrapped sessions sharing this refresher
         self._events: list[RefreshEvent] = []  # built under the lock, emitted after it
+        self._waiters: list[Callable[[], None]] = []  # woken when a mint finishes
         self._bindings: weakref.WeakKeyDictionary[BaseClient, _botocore.ClientBinding] = (
             weakref.WeakKeyDictionary()
         )
@@ -147,7 +163,7 @@ class _RefresherBase:
         # cycle collector.
         self._snapshot = snapshot
         self._method = method
-        self._credentials_ref: weakref.ref[BackgroundCredentials] | None = None
+        self._credentials_ref: weakref.ref[SnapshotCredentials] | None = None
         _refreshers.add(self)
         self._scheduler.register(self)
         due = self._next_due(snapshot)
@@ -157,16 +173,12 @@ class _RefresherBase:
 
     # -- public ---------------------------------------------------------------
     @property
-    def credentials(self) -> BackgroundCredentials:
-        """The botocore ``Credentials`` object this refresher keeps fresh.
-
-        Hand it to anything that takes botocore credentials; every read sees
-        the latest published set.
-        """
+    def credentials(self) -> SnapshotCredentials:
+        """The credentials object this refresher keeps fresh; every read sees the latest set."""
         with self._cond:
             credentials = None if self._credentials_ref is None else self._credentials_ref()
             if credentials is None:
-                credentials = BackgroundCredentials(self, self._snapshot, self._clock, self._method)
+                credentials = self._view_class(self, self._snapshot, self._clock, self._method)
                 self._credentials_ref = weakref.ref(credentials)
             return credentials
 
@@ -192,13 +204,10 @@ class _RefresherBase:
 
         Any number of clients can share one refresher and so one refresh.
         """
-        if not _botocore.is_client(client):
-            raise TypeError(
-                f"attach() expected a botocore/boto3 client, got {type(client).__name__}"
-            )
+        check_client_kind(client, aio=self._serves_aio, owner=type(self).__name__)
         credentials = self.credentials
         with self._bindings_lock:
-            previous = _botocore.bind_client(client, credentials)
+            previous = _botocore.bind_client(client, credentials, credentials._account_id_builtin())
             if previous.credentials is not credentials:
                 self._bindings[client] = previous
         install_reactive_retry(client)
@@ -340,7 +349,7 @@ class _RefresherBase:
                 if mint_id == self._abandoned:
                     self._abandoned = None
                     closed = self._closed
-                    self._cond.notify_all()
+                    self._wake_waiters()
                     if not closed:
                         self._scheduler.schedule(self, max(now, self._not_before))
                 return
@@ -382,7 +391,7 @@ class _RefresherBase:
                 self._not_before = due
             if self._breaker.state is not previous.state:
                 self._events.append(self._breaker_changed(previous, now))
-            self._cond.notify_all()
+            self._wake_waiters()
             closed = self._closed
         if hung_thread is not None:
             # Its pool slot goes to other sources; the thread exits when its fetch returns.
@@ -419,16 +428,19 @@ class _RefresherBase:
         elif retry is not None:
             self._scheduler.schedule(self, retry)
 
-    # -- the slow path of BackgroundCredentials -----------------------------------
-    def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials:
-        """Serve a request whose snapshot is inside the floor or expired."""
+    # -- the slow path of the credentials objects -----------------------------------
+    def _serve_valid(self, snapshot: Snapshot) -> ReadOnlyCredentials | None:
+        """The current set if it is still valid, else ``None``; never waits.
+
+        A request whose snapshot is inside the floor lands here: if the
+        scheduler is late (a freeze, a jump, a failing source), a background
+        mint is started when one may start, and the still-valid set is served.
+        """
         snapshot = self._snapshot  # may have been replaced meanwhile
         now = self._clock()
         if now < snapshot.fresh_until:
             return snapshot.frozen
         if now < snapshot.valid_until:
-            # Still valid but the scheduler is late (a freeze, a jump, a failing
-            # source): start a background mint if one may start, and serve.
             if not (self._closed or self._minting or now < self._not_before):
                 with self._cond:
                     mint_id = None if self._closed or now < self._not_before else self._claim(now)
@@ -436,30 +448,55 @@ class _RefresherBase:
                 if mint_id is not None:
                     self._dispatch(mint_id)
             return snapshot.frozen
-        return self._wait_for_fresh()
+        return None
+
+    def _serve_stale(self, snapshot: Snapshot) -> ReadOnlyCredentials:
+        """Serve a request whose snapshot is inside the floor or expired (blocking)."""
+        frozen = self._serve_valid(snapshot)
+        return frozen if frozen is not None else self._wait_for_fresh()
 
     def _wait_for_fresh(self) -> ReadOnlyCredentials:
         """Expired: wait (bounded) for one single-flight mint, never sign with the old set."""
         started = time.monotonic()
         succeeded = False
         try:
-            snapshot = self._await_mint(
-                lambda snapshot, now: now < snapshot.valid_until, "the credentials expired"
-            )
+            snapshot = self._await_mint(_still_valid, "the credentials expired")
             succeeded = True
             return snapshot.frozen
         finally:
-            waited = time.monotonic() - started
-            now = self._clock()
-            attempt = self._breaker.failures + 1
-            emit(
-                RequestPathMint(self.name, waited, self._remaining(now), attempt, succeeded),
-                self._reporter,
-            )
+            self._report_request_path_mint(started, succeeded)
 
-    def _await_mint(
-        self, accept: Callable[[Snapshot, float], bool], situation: str, *, paced: bool = False
-    ) -> Snapshot:
+    def _report_request_path_mint(self, started: float, succeeded: bool) -> None:
+        waited = time.monotonic() - started
+        attempt = self._breaker.failures + 1
+        event = RequestPathMint(
+            self.name, waited, self._remaining(self._clock()), attempt, succeeded
+        )
+        emit(event, self._reporter)
+
+    def _await_mint(self, accept: Accept, situation: str, *, paced: bool = False) -> Snapshot:
+        """Block this thread until :meth:`_mint_steps` has a snapshot (at most ``wait_timeout``)."""
+        woken = threading.Event()
+
+        def arm() -> Callable[[], None]:
+            woken.clear()
+            return woken.set
+
+        steps = self._mint_steps(accept, situation, paced=paced, arm=arm)
+        try:
+            timeout = next(steps)
+            while True:
+                woken.wait(timeout)
+                timeout = steps.send(None)
+        except StopIteration as done:
+            snapshot: Snapshot = done.value
+            return snapshot
+        finally:
+            steps.close()
+
+    def _mint_steps(
+        self, accept: Accept, situation: str, *, paced: bool, arm: Arm
+    ) -> Generator[float, None, Snapshot]:
         """Wait, at most ``wait_timeout``, for a snapshot that ``accept`` takes.
 
         Joins the mint under way or claims one (single-flight); the mint itself
@@ -467,11 +504,18 @@ class _RefresherBase:
         ``min_interval`` since the last one. Raises
         :class:`CredentialsUnavailable` when the breaker refuses, the awaited
         mint fails, or time runs out.
+
+        This is the waiting logic without the waiting, shared by threads and
+        coroutines: whenever it must wait it calls ``arm()`` under the lock (so
+        no wake-up is lost) and yields the longest wait; the driver sleeps on
+        its own primitive until woken or timed out, then sends ``None``.
         """
         deadline = time.monotonic() + self._policy.wait_timeout
         awaited: int | None = None
         while True:
             claimed: int | None = None
+            wake: Callable[[], None] | None = None
+            timeout = 0.0
             with self._cond:
                 snapshot = self._snapshot
                 now = self._clock()
@@ -492,29 +536,44 @@ class _RefresherBase:
                         f"{situation} and minting new ones failed: {self._last_error}"
                     )
                 elif paced and now < self._not_before:
-                    pause = min(self._not_before - now, deadline - time.monotonic())
-                    if pause <= 0:
+                    timeout = min(self._not_before - now, deadline - time.monotonic())
+                    if timeout <= 0:
                         raise self._unavailable(
                             f"{situation} and a new set may not be minted yet (min_interval)"
                         )
-                    self._cond.wait(pause)
-                    continue
+                    wake = arm()
                 else:
                     claimed = self._claim(now)
                     if claimed is None:
                         raise self._unavailable(f"{situation} and {self._refusal(now)}")
                     awaited = claimed
-                if claimed is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                if claimed is None and wake is None:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
                         raise self._unavailable(
                             f"{situation} and no new set arrived within "
                             f"wait_timeout={self._policy.wait_timeout:g}s"
                         )
-                    self._cond.wait(remaining)
-                    continue
+                    wake = arm()
+                if wake is not None:
+                    self._waiters.append(wake)
+            if wake is not None:
+                try:
+                    yield timeout
+                finally:
+                    with self._cond:
+                        if wake in self._waiters:
+                            self._waiters.remove(wake)
+                continue
+            assert claimed is not None
             self._flush_events()
             self._dispatch(claimed)
+
+    def _wake_waiters(self) -> None:
+        # Lock held. Each wake function only sets a flag or schedules a callback.
+        waiters, self._waiters = self._waiters, []
+        for wake in waiters:
+            wake()
 
     def _invalidate(self, error_code: str, rejected: Snapshot | None) -> bool:
         """AWS rejected a set although it looked valid: make sure a new one is served.
@@ -526,23 +585,32 @@ class _RefresherBase:
         another access key is now served, i.e. whether one retry is worth making.
         """
         started = time.monotonic()
-        current = self._snapshot
-        if rejected is None:
-            rejected = current
-        rejected_key = rejected.frozen.access_key
-        retried = current.frozen.access_key != rejected_key
-        if not retried:
+        accept = self._replacement_for(rejected)
+        retried = accept is None
+        if accept is not None:
             try:
-                self._await_mint(
-                    lambda snapshot, now: (
-                        snapshot.frozen.access_key != rejected_key and now < snapshot.valid_until
-                    ),
-                    f"AWS rejected the credentials ({error_code})",
-                    paced=True,
-                )
+                self._await_mint(accept, self._rejected_situation(error_code), paced=True)
                 retried = True
             except CredentialsUnavailable as error:
                 logger.warning("botocreds: %s", error)
+        self._report_invalidation(error_code, started, retried)
+        return retried
+
+    def _replacement_for(self, rejected: Snapshot | None) -> Accept | None:
+        """What a set must be to replace ``rejected``; ``None`` if one is already served."""
+        current = self._snapshot
+        rejected_key = (current if rejected is None else rejected).frozen.access_key
+        if current.frozen.access_key != rejected_key:
+            return None
+        return lambda snapshot, now: (
+            snapshot.frozen.access_key != rejected_key and now < snapshot.valid_until
+        )
+
+    @staticmethod
+    def _rejected_situation(error_code: str) -> str:
+        return f"AWS rejected the credentials ({error_code})"
+
+    def _report_invalidation(self, error_code: str, started: float, retried: bool) -> None:
         event = ReactiveInvalidation(
             self.name,
             time.monotonic() - started,
@@ -552,7 +620,6 @@ class _RefresherBase:
             retried,
         )
         emit(event, self._reporter)
-        return retried
 
     def _abandon(self, mint_id: int, now: float) -> None:
         """Give up on a mint that ran past ``mint_timeout``: a failed mint of that length."""
@@ -656,6 +723,7 @@ class _RefresherBase:
         """
         self._cond = threading.Condition(threading.Lock())
         self._bindings_lock = threading.Lock()
+        self._waiters = []  # threads and loops of the parent: none exist here
         # The parent's mint threads do not exist here: nothing is in flight.
         self._mint_id += 1
         self._minting = False
@@ -697,21 +765,25 @@ def install_reactive_retry(client: BaseClient) -> None:
     the retry re-signs through the normal path) asks the refresher to replace
     that snapshot when AWS rejects it. They act only while the client signs
     with botocreds credentials, and retry at most once per request. Installed
-    once per client.
+    once per client. On an aiobotocore client the ``needs-retry`` handler is a
+    coroutine, so waiting for the new set never blocks the event loop.
     """
     client_ref = weakref.ref(client)
 
-    def background_of_client() -> BackgroundCredentials | None:
+    def background_of_client() -> SnapshotCredentials | None:
         current = client_ref()
         credentials = None if current is None else _botocore.client_credentials(current)
-        return credentials if isinstance(credentials, BackgroundCredentials) else None
+        return credentials if isinstance(credentials, SnapshotCredentials) else None
 
     def note_snapshot(request: Any = None, **_: Any) -> None:
         credentials = background_of_client()
         if credentials is not None and request is not None:
             request.context[_SIGNED_WITH] = credentials._snapshot
 
-    def retry_rejected(response: Any = None, request_dict: Any = None, **_: Any) -> float | None:
+    def rejection(
+        response: Any, request_dict: Any
+    ) -> tuple[_RefresherBase, str, Snapshot | None] | None:
+        """The refresher, error code and signing snapshot of a rejection worth one retry."""
         if response is None or request_dict is None:
             return None
         code = (response[1] or {}).get("Error", {}).get("Code")
@@ -725,15 +797,61 @@ def install_reactive_retry(client: BaseClient) -> None:
         if credentials is None:
             return None
         owner: _RefresherBase = credentials._owner  # type: ignore[assignment]
-        return 0.0 if owner._invalidate(code, context.get(_SIGNED_WITH)) else None
+        return owner, code, context.get(_SIGNED_WITH)
+
+    def retry_rejected(response: Any = None, request_dict: Any = None, **_: Any) -> float | None:
+        found = rejection(response, request_dict)
+        if found is None:
+            return None
+        owner, code, signed_with = found
+        return 0.0 if owner._invalidate(code, signed_with) else None
+
+    async def retry_rejected_async(
+        response: Any = None, request_dict: Any = None, **_: Any
+    ) -> float | None:
+        found = rejection(response, request_dict)
+        if found is None:
+            return None
+        from ._aiocredentials import invalidate
+
+        owner, code, signed_with = found
+        return 0.0 if await invalidate(owner, code, signed_with) else None
 
     events = client.meta.events
     events.register("before-sign", note_snapshot, unique_id="botocreds-note-snapshot")
     events.register(
         "needs-retry",
-        retry_rejected,  # type: ignore[arg-type]
+        retry_rejected_async if _botocore.is_aio_client(client) else retry_rejected,  # type: ignore[arg-type]
         unique_id="botocreds-reactive-retry",
     )
+
+
+def check_client_kind(client: object, *, aio: bool, owner: str) -> None:
+    """Raise ``TypeError`` unless ``client`` is a client of the kind (sync or async) wanted."""
+    if not _botocore.is_client(client):
+        hint = ""
+        if _botocore.is_client_creator(client):
+            hint = (
+                " (an aiobotocore create_client() result: attach the client it yields, "
+                "inside `async with session.create_client(...) as client:`)"
+            )
+        elif _botocore.is_client(getattr(getattr(client, "meta", None), "client", None)):
+            hint = " (for a boto3 resource, pass resource.meta.client)"
+        raise TypeError(
+            f"{owner}.attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
+        )
+    if _botocore.is_aio_client(client) and not aio:
+        raise TypeError(
+            f"{owner} serves botocore (sync) clients, and got an aiobotocore client: "
+            "use botocreds.attach(client), or an AioRefresher over the client's "
+            "aiobotocore credentials or AioSession"
+        )
+    if aio and not _botocore.is_aio_client(client):
+        raise TypeError(
+            f"{owner} serves aiobotocore (async) clients, and got a botocore client "
+            f"({type(client).__name__}): use botocreds.attach(client), or a Refresher over "
+            "the client's botocore credentials or session"
+        )
 
 
 def _describe_callable(value: Callable[..., Any]) -> str:
@@ -812,11 +930,26 @@ class Refresher(_RefresherBase):
             _scheduler=_scheduler,
         )
 
+    @property
+    def credentials(self) -> BackgroundCredentials:
+        """The botocore ``Credentials`` object this refresher keeps fresh.
+
+        Hand it to anything that takes botocore credentials; every read sees
+        the latest published set.
+        """
+        return cast(BackgroundCredentials, super().credentials)
+
 
 def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
     if credentials is None:
         raise TypeError(
             "Refresher() needs botocore Credentials or a boto3/botocore Session, got None"
+        )
+    if _botocore.is_aio_credentials(credentials) or _botocore.is_aio_session(credentials):
+        raise TypeError(
+            "Refresher() needs botocore Credentials or a boto3/botocore Session, got "
+            f"aiobotocore's {type(credentials).__name__}: use botocreds.AioRefresher for "
+            "aiobotocore credentials and sessions"
         )
     session = _botocore.botocore_session_of(credentials)
     if session is not None:
@@ -874,6 +1007,12 @@ class Swapper(_RefresherBase):
                 "Swapper() needs a callable that returns botocore Credentials, "
                 f"got {type(factory).__name__}"
             )
+        if inspect.iscoroutinefunction(factory):
+            raise TypeError(
+                "Swapper() needs a plain function that returns botocore Credentials, got a "
+                "coroutine function: for aiobotocore, use botocreds.AioRefresher over an "
+                "AioSession or its credentials"
+            )
         label = name or _describe_callable(factory)
         super().__init__(
             FactorySource(factory, label),
@@ -886,6 +1025,116 @@ class Swapper(_RefresherBase):
             cache_key=cache_key,
             _scheduler=_scheduler,
         )
+
+    @property
+    def credentials(self) -> BackgroundCredentials:
+        """The botocore ``Credentials`` object this refresher keeps fresh."""
+        return cast(BackgroundCredentials, super().credentials)
+
+
+class AioRefresher(_RefresherBase):
+    """Keeps aiobotocore credentials fresh in the background, for aiobotocore clients.
+
+    ``credentials`` may be an aiobotocore ``AioRefreshableCredentials`` (or its
+    deferred variant), static ``AioCredentials``, an ``AioSession`` or an
+    aioboto3 ``Session``. Their fetchers are coroutines; each mint runs them on
+    botocreds' own event loop, on a background thread, so no application loop
+    ever runs or waits for a fetch. Requests read the current set with an
+    ``await`` that does no I/O and takes no loop-bound lock.
+
+    The first mint runs eagerly in the constructor, blocking the calling thread
+    for one fetch (at most ``policy.mint_timeout``); a source that cannot mint
+    raises :class:`CredentialsUnavailable` here. Construct it at startup, or
+    with ``await asyncio.to_thread(AioRefresher, ...)`` inside a running loop.
+    """
+
+    _view_class: ClassVar[type[SnapshotCredentials]] = AioBackgroundCredentials
+    _serves_aio: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        credentials: Any,
+        *,
+        policy: RefreshPolicy | None = None,
+        name: str | None = None,
+        clock: Clock | None = None,
+        random: Random | None = None,
+        reporter: Reporter | None = None,
+        cache: SharedCache | None = None,
+        cache_key: str | None = None,
+        _scheduler: Scheduler | None = None,
+    ) -> None:
+        checked = RefreshPolicy() if policy is None else policy
+        if not isinstance(checked, RefreshPolicy):
+            raise TypeError(
+                f"policy must be a botocreds.RefreshPolicy, got {type(checked).__name__}"
+            )
+        source, method = _aio_source_for(credentials, name, checked.mint_timeout)
+        super().__init__(
+            source,
+            policy=checked,
+            clock=clock,
+            random=random,
+            method=method,
+            reporter=reporter,
+            cache=cache,
+            cache_key=cache_key,
+            _scheduler=_scheduler,
+        )
+
+    @property
+    def credentials(self) -> AioBackgroundCredentials:
+        """The aiobotocore-style credentials object this refresher keeps fresh.
+
+        ``await credentials.get_frozen_credentials()`` reads the latest set.
+        """
+        return cast(AioBackgroundCredentials, super().credentials)
+
+
+def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tuple[Source, str]:
+    """The source behind aiobotocore credentials or an async session (input checked first)."""
+    from ._aioloop import AioFetchSource, run_on_loop
+
+    session = _botocore.aio_session_of(credentials)
+    if session is None and not _botocore.is_aio_credentials(credentials):
+        kind = "None" if credentials is None else type(credentials).__name__
+        hint = ""
+        if isinstance(credentials, Credentials) or _botocore.botocore_session_of(credentials):
+            hint = ": use botocreds.Refresher for botocore credentials and sessions"
+        raise TypeError(
+            "AioRefresher() needs aiobotocore credentials, an AioSession or an aioboto3 "
+            f"Session, got {kind}{hint}"
+        )
+    if session is not None:
+        resolved = run_on_loop(session.get_credentials, timeout)
+        if resolved is None:
+            raise CredentialsUnavailable(
+                source=name or "session", reason="the session found no credentials"
+            )
+        credentials = resolved
+    if isinstance(credentials, SnapshotCredentials):
+        raise ValueError(
+            "these credentials are already kept fresh by botocreds; "
+            "attach clients to their refresher instead"
+        )
+    if isinstance(credentials, RefreshableCredentials):
+        method = credentials.method or "refreshable"
+        botocore_key = _botocore.fetcher_identity(credentials)
+        identity = None if botocore_key is None else f"aiobotocore-{botocore_key}"
+        fetch = _botocore.refresh_function(credentials)
+        return AioFetchSource(fetch, name or method, identity, timeout), method
+    assert isinstance(credentials, Credentials)
+    method = credentials.method or "static"
+    # aiobotocore's static AioCredentials has plain attributes: copy them into a
+    # botocore Credentials, whose get_frozen_credentials() is not a coroutine.
+    plain = Credentials(
+        credentials.access_key,
+        credentials.secret_key,
+        credentials.token,
+        method=method,
+        account_id=getattr(credentials, "account_id", None),
+    )
+    return StaticSource(plain, name or method), method
 
 
 def health() -> list[RefresherStatus]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from botocore.credentials import Credentials, RefreshableCredentials
 
 from . import _botocore
-from ._credentials import BackgroundCredentials
+from ._credentials import SnapshotCredentials
 from ._snapshot import BadAnswer, Snapshot, make_snapshot, snapshot_from_mapping, to_epoch
 
 Clock = Callable[[], float]
@@ -87,11 +87,11 @@ class FactorySource:
         if not isinstance(credentials, Credentials):
             kind = "None" if credentials is None else type(credentials).__name__
             raise BadAnswer(f"the factory returned {kind}, expected botocore Credentials")
-        if isinstance(credentials, BackgroundCredentials):
+        if isinstance(credentials, SnapshotCredentials):
             # Another refresher's object: take its current set with its real expiry.
             expiry = credentials.expiry_time
             return make_snapshot(
-                credentials.get_frozen_credentials(),
+                credentials._frozen_now(),
                 now=clock(),
                 expires_at=None if expiry is None else expiry.timestamp(),
                 floor=floor,

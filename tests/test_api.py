@@ -32,6 +32,8 @@ from ._sessions import session_with
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(botocreds.__all__) == [
+        "AioBackgroundCredentials",
+        "AioRefresher",
         "Attachment",
         "BackgroundCredentials",
         "BreakerChanged",
@@ -191,7 +193,9 @@ class TestWrap:
 
     @pytest.mark.parametrize("bad", [None, "default", boto3.client, object()])
     def test_anything_but_a_session_is_a_type_error(self, bad: object) -> None:
-        with pytest.raises(TypeError, match=r"expected a boto3\.Session or botocore Session"):
+        with pytest.raises(
+            TypeError, match=r"expected a boto3\.Session, botocore Session, aiobotocore AioSession"
+        ):
             botocreds.wrap(bad)
 
     def test_a_session_with_no_credentials_fails_loudly(self) -> None:

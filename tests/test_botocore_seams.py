@@ -53,7 +53,9 @@ def test_bind_and_restore_swap_both_references() -> None:
     client = _client()
     original = _botocore.client_credentials(client)
     replacement = Credentials("AKIAREPLACEMENT1", "other", account_id="123456789012")
-    previous = _botocore.bind_client(client, replacement)
+    previous = _botocore.bind_client(
+        client, replacement, replacement.get_deferred_property("account_id")
+    )
     assert previous.credentials is original
     assert _botocore.client_credentials(client) is replacement
     builtins = _botocore._builtins(client)

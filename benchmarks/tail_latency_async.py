@@ -1,0 +1,493 @@
+"""Scenario 8: request latency across credential refreshes on one asyncio event loop.
+
+The asyncio twin of scenario 2. Many coroutines on one event loop call STS
+``GetCallerIdentity`` through one aiobotocore client on a moto server for
+several credential lifetimes, while a ticker coroutine sleeps 5 ms at a time
+and records how late it wakes: how long the loop was kept from running it.
+The fetch is a coroutine that takes 1 s (``asyncio.sleep``; half that in the quick run) and the
+credentials live a few seconds.
+
+aiobotocore's ``AioRefreshableCredentials`` gets its 15/10-minute windows
+scaled to the same share of the lifetime: the request coroutine that finds the
+credentials in the advisory window awaits the fetch itself, and once the
+mandatory window opens every request waits for that fetch. botocreds keeps the
+same kind of credentials object fresh with an ``AioRefresher`` (its default
+policy with every duration scaled the same way), which mints on a thread with
+its own event loop. Both setups start from credentials issued at once (no
+fetch) on a client warmed beforehand, and run one after the other in the same
+process, each on a fresh event loop, against the same server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import math
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
+from aiobotocore.credentials import AioRefreshableCredentials  # type: ignore[import-untyped]
+from aiobotocore.session import get_session  # type: ignore[import-untyped]
+
+import botocreds
+
+from ._common import (
+    BOTOCORE_ADVISORY,
+    BOTOCORE_MANDATORY,
+    REGION,
+    REQUEST_THREAD_PREFIX,
+    SECRET_KEY,
+    SESSION_TOKEN,
+    Request,
+    ScenarioResult,
+    access_key,
+    credentials_mapping,
+    hour_scale,
+    markdown_table,
+    moto_server,
+    percentile,
+    plot_path,
+    ratio,
+    scaled_policy,
+    seconds_to_text,
+)
+
+SLOW_SECONDS = 0.010
+TICK_SECONDS = 0.005  # the ticker's sleep; any later wake-up is loop lag
+# Requests per second the coroutines aim for together: each coroutine pauses
+# ``coroutines / RATE`` seconds on average between requests, which keeps the
+# in-process server (about 160 requests per second on one core) unsaturated.
+RATE = 100.0
+ACCOUNT_ID_BUILTIN = "AWS::Auth::AccountId"
+PLOT = "tail_latency_async.png"
+
+
+@dataclass(frozen=True)
+class Config:
+    """How many coroutines, how long a fetch takes, the credential lifetime, and the run.
+
+    ``fetch`` is a fifth of ``lifetime`` or less, as in scenario 2: botocreds'
+    default policy refreshes at 80 % of the lifetime, jitter pulling it earlier.
+    """
+
+    coroutines: int
+    fetch: float
+    lifetime: float
+    lifetimes: float
+
+    @property
+    def pause(self) -> float:
+        """Mean seconds between two requests of one coroutine."""
+        return self.coroutines / RATE
+
+    @property
+    def seconds(self) -> float:
+        """How long each setup sends requests."""
+        return self.lifetime * self.lifetimes
+
+
+# -- the async credential source ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AsyncFetch:
+    """One call of the async fetch: when it ran, and on which thread and task."""
+
+    started: float
+    finished: float
+    thread: str
+    task: str
+
+    @property
+    def awaited_by_request(self) -> bool:
+        """Whether a request coroutine ran the fetch itself, and so waited for all of it."""
+        return self.task.startswith(REQUEST_THREAD_PREFIX)
+
+
+class AsyncFetcher:
+    """An aiobotocore-style fetch coroutine issuing fake credentials; records every call.
+
+    ``lifetime`` is counted from the end of the fetch; ``delay`` is how long
+    the fetch sleeps, without blocking its event loop. Calls may come from any
+    thread's event loop.
+    """
+
+    def __init__(self, tag: str, lifetime: float, delay: float) -> None:
+        self.tag = tag
+        self.lifetime = lifetime
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._serial = 0
+        self.events: list[AsyncFetch] = []
+
+    def _issue(self, expires: float) -> dict[str, str]:
+        """The next credentials mapping, expiring at ``expires``."""
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+        return credentials_mapping(access_key(self.tag, serial), expires)
+
+    def seed(self) -> dict[str, str]:
+        """Credentials issued at once and not recorded: what a setup starts from."""
+        return self._issue(time.time() + self.lifetime)
+
+    async def __call__(self) -> dict[str, str]:
+        """Sleep ``delay`` seconds, then return the refresh mapping."""
+        started = time.time()
+        await asyncio.sleep(self.delay)
+        finished = time.time()
+        task = asyncio.current_task()
+        event = AsyncFetch(
+            started,
+            finished,
+            threading.current_thread().name,
+            task.get_name() if task is not None else "-",
+        )
+        with self._lock:
+            self.events.append(event)
+        return self._issue(finished + self.lifetime)
+
+    def snapshot(self) -> list[AsyncFetch]:
+        """A copy of the recorded calls."""
+        with self._lock:
+            return list(self.events)
+
+
+def aio_credentials(fetcher: AsyncFetcher, scale: float) -> Any:
+    """``AioRefreshableCredentials`` seeded at once, windows scaled like scenario 2's botocore."""
+    return AioRefreshableCredentials.create_from_metadata(
+        metadata=fetcher.seed(),
+        refresh_using=fetcher,
+        method="benchmark-fetch",
+        advisory_timeout=BOTOCORE_ADVISORY * scale,
+        mandatory_timeout=BOTOCORE_MANDATORY * scale,
+    )
+
+
+# -- the client -----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def sts_client(endpoint: str, config: Config) -> AsyncIterator[Any]:
+    """An aiobotocore STS client on the moto server, signing with static credentials.
+
+    No retries and short timeouts, as in the threaded scenarios; the pool has
+    a connection for every request the coroutines keep in flight on average.
+    """
+    client_config = AioConfig(
+        retries={"max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=10,
+        max_pool_connections=max(10, config.coroutines // 10),
+    )
+    session = get_session()
+    async with session.create_client(
+        "sts",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=access_key("static", 0),
+        aws_secret_access_key=SECRET_KEY,
+        aws_session_token=SESSION_TOKEN,
+        config=client_config,
+    ) as client:
+        yield client
+
+
+def sign_with(client: Any, credentials: Any) -> None:
+    """Make ``client`` sign with ``credentials``, as if it had been created with them."""
+    client._request_signer._credentials = credentials
+    builtins: dict[str, Any] = client._ruleset_resolver._builtins
+    if ACCOUNT_ID_BUILTIN in builtins:
+        builtins[ACCOUNT_ID_BUILTIN] = credentials.get_account_id
+
+
+async def call_sts(client: Any) -> None:
+    """One cheap signed request: STS ``GetCallerIdentity``."""
+    await client.get_caller_identity()
+
+
+async def warm(client: Any, config: Config) -> None:
+    """A few untimed requests: open connections, load the STS model."""
+    await asyncio.gather(*(call_sts(client) for _ in range(max(10, config.coroutines // 10))))
+
+
+# -- measuring ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One wake-up of the ticker: when it was due (wall clock) and how late it ran."""
+
+    due: float
+    lag: float
+
+
+async def ticker(until: float) -> list[Tick]:
+    """Sleep ``TICK_SECONDS`` at a time until ``until``; record how late each wake-up is."""
+    ticks: list[Tick] = []
+    while time.time() < until:
+        due_wall = time.time() + TICK_SECONDS
+        due = time.perf_counter() + TICK_SECONDS
+        await asyncio.sleep(TICK_SECONDS)
+        ticks.append(Tick(due_wall, max(0.0, time.perf_counter() - due)))
+    return ticks
+
+
+async def request_loop(client: Any, index: int, config: Config, until: float) -> list[Request]:
+    """One coroutine's requests until ``until``, each timed; an exception counts as failed."""
+    name = f"{REQUEST_THREAD_PREFIX}-{index}"
+    mine: list[Request] = []
+    # Random pauses around the mean (seeded per coroutine): the coroutines do not
+    # send in step, and a crowd released at once disperses again.
+    jitter = random.Random(index)
+    await asyncio.sleep(jitter.uniform(0.0, config.pause))
+    while time.time() < until:
+        started = time.time()
+        tick = time.perf_counter()
+        try:
+            await call_sts(client)
+            ok = True
+        except Exception:
+            ok = False
+        mine.append(Request(started, time.perf_counter() - tick, ok, name))
+        await asyncio.sleep(jitter.uniform(0.5, 1.5) * config.pause)
+    return mine
+
+
+@dataclass
+class Run:
+    """The requests, fetches and ticker wake-ups of one setup."""
+
+    key: str
+    title: str
+    started: float
+    requests: list[Request]
+    fetches: list[AsyncFetch]
+    ticks: list[Tick]
+
+    def latencies(self) -> list[float]:
+        """Seconds per successful request."""
+        return [r.seconds for r in self.requests if r.ok]
+
+    def fetches_awaited_by_requests(self) -> int:
+        """Fetches that a request coroutine ran, and waited for, during the run."""
+        return sum(1 for f in self.fetches if f.awaited_by_request)
+
+    def lag_during_fetches(self) -> list[float]:
+        """Ticker lag, in seconds, of the wake-ups due while a fetch was running."""
+        return [
+            t.lag for t in self.ticks if any(f.started <= t.due <= f.finished for f in self.fetches)
+        ]
+
+    def lags(self) -> list[float]:
+        """Ticker lag, in seconds, of every wake-up."""
+        return [t.lag for t in self.ticks]
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Collect, then exempt every object alive now from garbage collection, for a while.
+
+    botocore's models and the server's state are many long-lived objects; a
+    full collection walking them all would stop the loop for tens of
+    milliseconds at a random moment of one setup or the other.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+async def measure(
+    key: str, title: str, fetcher: AsyncFetcher, client: Any, config: Config
+) -> Run:
+    """Drive ``client`` from ``config.coroutines`` coroutines while the ticker runs."""
+    started = time.time()
+    until = started + config.seconds
+    ticks = asyncio.create_task(ticker(until), name="bench-ticker")
+    loops = [
+        asyncio.create_task(
+            request_loop(client, i, config, until), name=f"{REQUEST_THREAD_PREFIX}-{i}"
+        )
+        for i in range(config.coroutines)
+    ]
+    per_loop = await asyncio.gather(*loops)
+    requests = sorted((r for rs in per_loop for r in rs), key=lambda r: r.started)
+    fetches = [f for f in fetcher.snapshot() if f.started >= started]
+    return Run(key, title, started, requests, fetches, await ticks)
+
+
+async def run_botocore(endpoint: str, config: Config) -> Run:
+    """aiobotocore ``AioRefreshableCredentials`` with scaled windows, refreshed by requests."""
+    fetcher = AsyncFetcher("aiobotocore", config.lifetime, config.fetch)
+    async with sts_client(endpoint, config) as client:
+        await warm(client, config)
+        with frozen_heap():
+            sign_with(client, aio_credentials(fetcher, hour_scale(config.lifetime)))
+            return await measure(
+                "botocore", "aiobotocore (scaled windows)", fetcher, client, config
+            )
+
+
+async def run_botocreds(endpoint: str, config: Config) -> Run:
+    """The same kind of credentials kept fresh by a botocreds ``AioRefresher``."""
+    fetcher = AsyncFetcher("botocreds", config.lifetime, config.fetch)
+    scale = hour_scale(config.lifetime)
+    async with sts_client(endpoint, config) as client:
+        await warm(client, config)
+        with frozen_heap():
+            credentials = aio_credentials(fetcher, scale)
+            sign_with(client, credentials)
+            # The eager first mint blocks its caller for one fetch: keep it off this loop.
+            refresher = await asyncio.to_thread(
+                botocreds.AioRefresher, credentials, policy=scaled_policy(scale)
+            )
+            with refresher:
+                refresher.attach(client)
+                return await measure(
+                    "botocreds", "botocreds (scaled policy)", fetcher, client, config
+                )
+
+
+# -- reporting ------------------------------------------------------------------------
+
+
+def table(runs: Sequence[Run]) -> str:
+    """Percentiles, slow requests, fetch placement and loop lag per setup."""
+    rows = []
+    for run in runs:
+        lat = run.latencies()
+        lag = run.lag_during_fetches()
+        rows.append(
+            [
+                run.title,
+                f"{len(run.requests):,}",
+                sum(1 for r in run.requests if not r.ok),
+                seconds_to_text(percentile(lat, 0.50)),
+                seconds_to_text(percentile(lat, 0.99)),
+                seconds_to_text(percentile(lat, 0.999)),
+                seconds_to_text(max(lat, default=math.nan)),
+                sum(1 for s in lat if s > SLOW_SECONDS),
+                len(run.fetches),
+                run.fetches_awaited_by_requests(),
+                seconds_to_text(percentile(lag, 0.99)),
+                seconds_to_text(max(lag, default=math.nan)),
+                seconds_to_text(max(run.lags(), default=math.nan)),
+            ]
+        )
+    header = [
+        "setup",
+        "requests",
+        "failed",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "> 10 ms",
+        "fetches",
+        "fetches awaited by requests",
+        "loop lag p99 during fetches",
+        "loop lag max during fetches",
+        "loop lag max",
+    ]
+    return markdown_table(header, rows)
+
+
+def plot(runs: Sequence[Run], config: Config, path: Path) -> None:
+    """Latency and loop lag against time, one panel per setup, with each fetch shaded."""
+    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.2 * len(runs)), sharey=True)
+    for ax, run in zip(axes, runs, strict=True):
+        xs = [r.started - run.started for r in run.requests]
+        ys = [max(r.seconds, 1e-5) * 1000 for r in run.requests]
+        ax.scatter(xs, ys, s=2, alpha=0.5, label="request")
+        ax.plot(
+            [t.due - run.started for t in run.ticks],
+            [max(t.lag, 1e-5) * 1000 for t in run.ticks],
+            color="tab:purple",
+            linewidth=0.6,
+            alpha=0.7,
+            label="loop lag (ticker)",
+        )
+        for i, fetch in enumerate(run.fetches):
+            ax.axvspan(
+                fetch.started - run.started,
+                fetch.finished - run.started,
+                color="tab:red" if fetch.awaited_by_request else "tab:green",
+                alpha=0.25,
+                label=None if i else "fetch (red: awaited by a request)",
+            )
+        ax.axhline(SLOW_SECONDS * 1000, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_title(
+            f"{run.title}: {config.coroutines} coroutines on one loop, "
+            f"{config.lifetime:g}-s credentials"
+        )
+        ax.set_ylabel("ms")
+        ax.legend(loc="upper left", fontsize="small")
+    axes[-1].set_xlabel("seconds since start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(quick: bool) -> ScenarioResult:
+    """Run both setups against one moto server, each on its own event loop, and summarize."""
+    config = (
+        Config(coroutines=50, fetch=0.5, lifetime=3.0, lifetimes=1.0)
+        if quick
+        else Config(coroutines=200, fetch=1.0, lifetime=8.0, lifetimes=3.0)
+    )
+    with moto_server() as endpoint:
+        runs = [
+            asyncio.run(run_botocore(endpoint, config)),
+            asyncio.run(run_botocreds(endpoint, config)),
+        ]
+    plot(runs, config, plot_path(PLOT))
+    core, ours = runs
+    p999 = (percentile(core.latencies(), 0.999), percentile(ours.latencies(), 0.999))
+    lag = (
+        max(core.lag_during_fetches(), default=math.nan),
+        max(ours.lag_during_fetches(), default=math.nan),
+    )
+    summary = (
+        f"async tail latency: fetches awaited by requests botocore "
+        f"{core.fetches_awaited_by_requests()} vs botocreds {ours.fetches_awaited_by_requests()}; "
+        f"p99.9 {seconds_to_text(p999[0])} vs {seconds_to_text(p999[1])} "
+        f"({ratio(p999[0], p999[1])}); max "
+        f"{seconds_to_text(max(core.latencies(), default=math.nan))} vs "
+        f"{seconds_to_text(max(ours.latencies(), default=math.nan))}; loop lag max during "
+        f"fetches {seconds_to_text(lag[0])} vs {seconds_to_text(lag[1])}"
+    )
+    description = (
+        f"{config.coroutines} coroutines on one asyncio event loop call STS "
+        f"`GetCallerIdentity` through one aiobotocore client on a local moto server for "
+        f"{config.lifetimes:g} lifetimes of {config.lifetime:g}-s credentials, about "
+        f"{RATE:g} requests per second together; a ticker coroutine sleeping "
+        f"{TICK_SECONDS * 1000:g} ms measures how late the loop wakes it. Each fetch is a "
+        f"coroutine that sleeps {config.fetch:g} s. aiobotocore's "
+        "`AioRefreshableCredentials` has its advisory/mandatory windows scaled to "
+        f"{config.lifetime * 900 / 3600:g} s / {config.lifetime * 600 / 3600:g} s (15 and 10 "
+        "minutes of an hour); botocreds keeps the same kind of credentials object fresh with "
+        "an `AioRefresher` running its default policy with every duration scaled the same "
+        "way, minting on its own thread and event loop. A fetch is awaited by requests when "
+        "a request coroutine ran it. The setups run one after the other, each on a fresh "
+        "event loop, against the same server."
+    )
+    return ScenarioResult(
+        8,
+        "Tail latency across refreshes, asyncio",
+        summary,
+        description,
+        tables=[table(runs)],
+        plots=[plot_path(PLOT)],
+    )
