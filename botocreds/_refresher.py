@@ -63,6 +63,7 @@ _refreshers: weakref.WeakSet[_RefresherBase] = weakref.WeakSet()
 Clock = Callable[[], float]
 Random = Callable[[], float]
 ClientT = TypeVar("ClientT", bound=BaseClient)
+RefresherT = TypeVar("RefresherT", bound="_RefresherBase")
 #: Registers a waiter, under the refresher's lock; returns the function that wakes it.
 Arm = Callable[[], Callable[[], None]]
 #: Decides whether a snapshot, at a time, is the one a waiter wants.
@@ -255,7 +256,7 @@ class _RefresherBase:
             return self._not_before  # keep the backoff or cooldown
         return self._next_due(self._snapshot)
 
-    def __enter__(self) -> _RefresherBase:
+    def __enter__(self: RefresherT) -> RefresherT:
         return self
 
     def __exit__(

@@ -14,6 +14,7 @@ setting is respected because the STS client is made by botocore as usual.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -382,6 +383,12 @@ def from_fetcher(
         raise TypeError(
             f"from_fetcher() needs a callable returning a credentials mapping, "
             f"got {type(fetch).__name__}"
+        )
+    if inspect.iscoroutinefunction(fetch):
+        raise TypeError(
+            "from_fetcher() needs a plain function returning a credentials mapping, got a "
+            "coroutine function: for aiobotocore clients, use botocreds.AioRefresher("
+            "AioDeferredRefreshableCredentials(fetch, method))"
         )
     checked_policy = _check_policy(policy)
     checked_reporter = check_reporter(reporter)
