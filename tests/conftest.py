@@ -16,6 +16,7 @@ import pytest
 import botocreds
 
 from ._process_creds import MakeProcessProfile, ProcessProfile, command_for
+from ._rejecting import RejectingEndpoint
 
 SCHEDULER_THREAD = "botocreds-scheduler"
 
@@ -110,3 +111,14 @@ def make_process_profile(
 def process_profile(make_process_profile: MakeProcessProfile) -> ProcessProfile:
     """One profile whose credentials live 5 s and take 0.5 s to fetch."""
     return make_process_profile()
+
+
+@pytest.fixture
+def rejecting_endpoint(request: pytest.FixtureRequest) -> Iterator[RejectingEndpoint]:
+    """A rejecting endpoint; ``indirect`` parametrization sets how many requests it rejects."""
+    server = RejectingEndpoint(rejections=getattr(request, "param", 1))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
