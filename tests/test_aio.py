@@ -8,15 +8,21 @@ is queued" is a fact checked before the mint runs, not a race.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import boto3
 import pytest
-from aiobotocore.credentials import AioCredentials, AioRefreshableCredentials
+from aiobotocore.credentials import (
+    AioCredentials,
+    AioDeferredRefreshableCredentials,
+    AioRefreshableCredentials,
+)
 from aiobotocore.session import AioSession
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
@@ -400,3 +406,39 @@ def test_importing_botocreds_imports_no_asyncio_machinery() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_mints_on_an_event_loop_of_its_own() -> None:
+    from botocreds import _aioloop
+
+    from .test_resilience import FORK_POLICY, CountingFetch, in_child
+
+    fetch = CountingFetch("AIOFORK", 2.0)
+
+    async def fetch_async() -> Mapping[str, Any]:
+        return fetch()
+
+    deferred = AioDeferredRefreshableCredentials(fetch_async, "aio-fork")
+    parent_loop = _aioloop._runner.loop()
+
+    def child() -> dict[str, Any]:
+        refresher_before = refresher.mint_count
+        deadline = time.monotonic() + 10
+        while refresher.mint_count <= refresher_before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        served = asyncio.run(refresher.credentials.get_frozen_credentials())
+        return {
+            "before": refresher_before,
+            "after": refresher.mint_count,
+            "served": served.access_key,
+            "new_loop": _aioloop._runner.loop() is not parent_loop,
+            "threads": [t.name for t in threading.enumerate()],
+        }
+
+    with AioRefresher(deferred, policy=FORK_POLICY) as refresher:
+        report = in_child(child)
+        assert report["after"] > report["before"], report
+        assert report["new_loop"] and "botocreds-aio" in report["threads"], report
+        assert str(report["served"]).startswith("ASIAAIOFORK")
+        assert _aioloop._runner.loop() is parent_loop, "the parent keeps its loop"
