@@ -228,8 +228,13 @@ def attach(
     client keeps working as before; it just never waits for a fetch while valid
     credentials exist. Returns an :class:`Attachment`; ``close()`` undoes it.
 
-    Raises ``TypeError`` if ``client`` is not a botocore/boto3 client,
-    ``ValueError`` if it has no credentials (an unsigned client), and
+    An aiobotocore or aioboto3 client is kept fresh by an :class:`AioRefresher`
+    instead: its requests await a snapshot read, and its fetches run on
+    botocreds' own event loop. The first mint blocks the calling thread, so in
+    a running loop call ``await asyncio.to_thread(botocreds.attach, client)``.
+
+    Raises ``TypeError`` if ``client`` is not a botocore/boto3/aiobotocore
+    client, ``ValueError`` if it has no credentials (an unsigned client), and
     :class:`CredentialsUnavailable` if the first mint fails. On any error the
     client is left exactly as it was. ``reporter`` receives the refresher's
     events (see :class:`RefreshEvent`); ``cache`` adds a shared tier
@@ -282,8 +287,11 @@ def wrap(
 ) -> SessionT:
     """Cover every client and resource made from ``session``, now or later.
 
-    Call once at startup, before making clients, with a ``boto3.Session`` or a
-    botocore ``Session``; the same object is returned. Its credentials are
+    Call once at startup, before making clients, with a ``boto3.Session``, a
+    botocore ``Session``, an aiobotocore ``AioSession`` or an aioboto3
+    ``Session``; the same object is returned. An async session's credentials
+    are resolved on botocreds' own event loop, and its clients await a
+    snapshot read. Its credentials are
     resolved now and minted once eagerly, then kept fresh in the background by
     a refresher shared with any :func:`attach` of the same credentials.
     ``session.get_credentials()`` returns the background-refreshed object too.
