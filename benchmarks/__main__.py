@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run every scenario, print one summary line each, write RESULTS.md.
 
-``--quick`` runs a short version of everything (under a minute); ``--only 2 4``
+``--quick`` runs a short version of everything (about a minute); ``--only 2 4``
 runs some scenarios. ``python -m benchmarks.hot_path`` still runs the
 hot-path benchmark alone with its detailed text report.
 """
@@ -46,9 +46,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="botocreds against botocore's own refresh and boto3-refresh-session.",
+        description=(
+            "botocreds against botocore's and aiobotocore's own refresh and boto3-refresh-session."
+        ),
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (under 60 s)")
+    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
     parser.add_argument(
         "--only",
         type=int,

@@ -49,6 +49,7 @@ def environment() -> list[tuple[str, str]]:
         ("boto3", boto3.__version__),
         ("botocreds", botocreds.__version__),
         ("boto3-refresh-session", version_of("boto3-refresh-session")),
+        ("aiobotocore", version_of("aiobotocore")),
         ("moto", version_of("moto")),
     ]
 

@@ -20,5 +20,5 @@ def test_the_quick_benchmark_runs_every_scenario_and_prints_their_summaries() ->
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summaries = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    assert [line[:3] for line in summaries] == [f"[{n}]" for n in range(1, 8)], done.stdout
+    assert [line[:3] for line in summaries] == [f"[{n}]" for n in range(1, 9)], done.stdout
     assert "fetches on request threads: botocreds 0" in done.stdout
