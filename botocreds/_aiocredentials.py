@@ -16,8 +16,10 @@ importing botocreds does not import it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.credentials import ReadOnlyCredentials
@@ -55,7 +57,7 @@ class AioBackgroundCredentials(SnapshotCredentials):
         if self._clock() < snapshot.fresh_until:
             return snapshot.frozen
         owner: _RefresherBase = self._owner  # type: ignore[assignment]
-        frozen = owner._serve_valid(snapshot)
+        frozen = owner._serve_valid(snapshot, on_loop=True)
         if frozen is not None:
             return frozen
         return await wait_for_fresh(owner)
@@ -82,7 +84,7 @@ class AioBackgroundCredentials(SnapshotCredentials):
 
     def _current(self) -> ReadOnlyCredentials:
         owner: _RefresherBase = self._owner  # type: ignore[assignment]
-        frozen = owner._serve_valid(self._snapshot)
+        frozen = owner._serve_valid(self._snapshot, on_loop=True)
         if frozen is None:
             raise CredentialsUnavailable(
                 source=owner.name,
@@ -139,7 +141,7 @@ async def wait_for_fresh(owner: _RefresherBase) -> ReadOnlyCredentials:
         succeeded = True
         return snapshot.frozen
     finally:
-        owner._report_request_path_mint(started, succeeded)
+        owner._report_request_path_mint(started, succeeded, later=True)
 
 
 async def invalidate(owner: _RefresherBase, error_code: str, rejected: Snapshot | None) -> bool:
@@ -152,11 +154,14 @@ async def invalidate(owner: _RefresherBase, error_code: str, rejected: Snapshot 
             await await_mint(owner, accept, owner._rejected_situation(error_code), paced=True)
             retried = True
         except CredentialsUnavailable as error:
-            import logging
-
-            logging.getLogger("botocreds").warning("botocreds: %s", error)
-    owner._report_invalidation(error_code, started, retried)
+            # Logged from a mint thread: log handlers do not run on the loop.
+            owner._scheduler.dispatch(partial(_log_warning, str(error)))
+    owner._report_invalidation(error_code, started, retried, later=True)
     return retried
+
+
+def _log_warning(message: str) -> None:
+    logging.getLogger("botocreds").warning("botocreds: %s", message)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -170,7 +175,13 @@ async def await_mint(
     """Drive the refresher's waiting logic from a coroutine, without blocking its loop."""
     import asyncio
 
-    loop = asyncio.get_running_loop()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "botocreds waits for expired credentials on an asyncio event loop; "
+            "aiobotocore's anyio backend on trio is not supported"
+        ) from None
     pending: list[asyncio.Future[None]] = []
 
     def arm() -> Callable[[], None]:
@@ -186,12 +197,18 @@ async def await_mint(
 
         return wake
 
-    steps = owner._mint_steps(accept, situation, paced=paced, arm=arm)
+    steps = owner._mint_steps(accept, situation, paced=paced, arm=arm, on_loop=True)
     try:
         timeout = next(steps)
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(pending[0], timeout)
+            # Not asyncio.wait_for: before Python 3.12 it can swallow a
+            # cancellation that arrives in the same turn as the wake-up.
+            future = pending[0]
+            timer = loop.call_later(timeout, _resolve, future)
+            try:
+                await future
+            finally:
+                timer.cancel()
             timeout = steps.send(None)
     except StopIteration as done:
         snapshot: Snapshot = done.value

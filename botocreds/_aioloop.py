@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -25,12 +26,14 @@ from ._snapshot import Snapshot, snapshot_from_mapping
 
 T = TypeVar("T")
 Clock = Callable[[], float]
+logger = logging.getLogger("botocreds")
 
 
 class _LoopThread:
     """A daemon thread running one event loop forever, started on first use."""
 
     def __init__(self) -> None:
+        self.pid = os.getpid()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -54,6 +57,13 @@ class _LoopThread:
         """The loop's thread, if it has started."""
         return self._thread
 
+    def replace_stuck(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a new loop next time: ``loop`` is stuck in a fetch that blocks its thread."""
+        with self._lock:
+            if self._loop is loop:
+                _abandoned.append(loop)
+                self._loop = None
+
     @staticmethod
     def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)
@@ -62,19 +72,30 @@ class _LoopThread:
 
 
 _runner = _LoopThread()
-# A forked child has no copy of the loop's thread. Its loop object is kept
-# referenced, unclosed: closing it would fail (it still looks running), and
-# collecting it would warn about an unclosed loop.
+# Loops that can no longer be used: a parent's, in a forked child (which has no
+# copy of its thread), or one stuck in a blocking fetch. They stay referenced
+# and unclosed: closing a loop that still looks running fails, and collecting
+# it would warn about an unclosed loop.
 _inherited: list[_LoopThread] = []
+_abandoned: list[asyncio.AbstractEventLoop] = []
+#: How long a cancelled fetch may take to stop before its loop counts as stuck.
+CANCEL_GRACE = 5.0
 
 
-def _new_runner_in_child() -> None:
+def _current_runner() -> _LoopThread:
+    """This process's loop thread: a forked child makes its own on first need."""
     global _runner
-    _inherited.append(_runner)
-    _runner = _LoopThread()
+    runner = _runner
+    if runner.pid != os.getpid():
+        # Also checked here, not only in the fork handler: another fork handler
+        # registered earlier may start a mint before that one has run.
+        runner = _LoopThread()
+        _inherited.append(_runner)
+        _runner = runner
+    return runner
 
 
-os.register_at_fork(after_in_child=_new_runner_in_child)
+os.register_at_fork(after_in_child=_current_runner)
 
 
 async def _call(function: Callable[[], Any]) -> Any:
@@ -92,18 +113,30 @@ def run_on_loop(function: Callable[[], Any], timeout: float) -> Any:
     Blocks the calling thread, at most ``timeout`` seconds; on time-out the
     coroutine is cancelled and ``TimeoutError`` raised.
     """
-    loop = _runner.loop()
-    if threading.current_thread() is _runner.thread:
+    runner = _current_runner()
+    loop = runner.loop()
+    if threading.current_thread() is runner.thread:
         raise RuntimeError(
             "botocreds cannot wait for a fetch from inside its own event loop "
             "(a credential fetcher that creates a botocreds refresher?)"
         )
     future = asyncio.run_coroutine_threadsafe(_call(function), loop)
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise TimeoutError(f"the async fetch did not finish within {timeout:g}s") from None
+    done, _ = concurrent.futures.wait([future], timeout)
+    if done:
+        return future.result()  # the fetch's own answer or error, TimeoutError included
+    future.cancel()
+    # A coroutine that blocks its thread (a blocking call inside an async
+    # fetcher) cannot be cancelled: it holds the loop every async source
+    # shares, so the next fetch gets a new one.
+    stopped, _ = concurrent.futures.wait([future], CANCEL_GRACE)
+    if not stopped:
+        logger.warning(
+            "botocreds: an async credential fetch blocked its event loop for over %gs; "
+            "later fetches run on a new loop",
+            timeout + CANCEL_GRACE,
+        )
+        runner.replace_stuck(loop)
+    raise TimeoutError(f"the async fetch did not finish within {timeout:g}s")
 
 
 class AioFetchSource:

@@ -13,14 +13,13 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 import wrapt
 from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 from . import _botocore
-from ._aiocredentials import AioBackgroundCredentials
 from ._cache import SharedCache, check_cache
 from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
@@ -30,6 +29,9 @@ from ._refresher import AioRefresher, Refresher, _RefresherBase, install_reactiv
 from ._scheduler import add_housekeeping, all_schedulers
 
 SessionT = TypeVar("SessionT")
+#: What an attached client signs with: ``BackgroundCredentials`` for a botocore
+#: client, ``AioBackgroundCredentials`` for an aiobotocore one.
+CredentialsT = TypeVar("CredentialsT", bound=SnapshotCredentials)
 
 
 # Refreshers are held weakly everywhere here: a refresher lives as long as a
@@ -155,7 +157,7 @@ def _reset_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
-class Attachment:
+class Attachment(Generic[CredentialsT]):
     """The handle :func:`attach` returns.
 
     ``close()`` gives the client back the credentials object it had before and,
@@ -177,11 +179,9 @@ class Attachment:
         return self._refresher
 
     @property
-    def credentials(self) -> BackgroundCredentials | AioBackgroundCredentials:
+    def credentials(self) -> CredentialsT:
         """The credentials object the client now signs with (async for an aiobotocore client)."""
-        credentials = self._refresher.credentials
-        assert isinstance(credentials, (BackgroundCredentials, AioBackgroundCredentials))
-        return credentials
+        return cast(CredentialsT, self._refresher.credentials)
 
     @property
     def closed(self) -> bool:
@@ -197,7 +197,7 @@ class Attachment:
             self._use()
         _drain_releases()
 
-    def __enter__(self) -> Attachment:
+    def __enter__(self) -> Attachment[CredentialsT]:
         return self
 
     def __exit__(
@@ -213,6 +213,16 @@ class Attachment:
         return f"<botocreds.Attachment {state} source={self._refresher.name!r}>"
 
 
+class _AioClient(Protocol):
+    """An aiobotocore client, for type checkers (aiobotocore ships no type hints)."""
+
+    @property
+    def meta(self) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+@overload
 def attach(
     client: BaseClient,
     *,
@@ -220,7 +230,28 @@ def attach(
     reporter: Reporter | None = None,
     cache: SharedCache | None = None,
     cache_key: str | None = None,
-) -> Attachment:
+) -> Attachment[BackgroundCredentials]: ...
+
+
+@overload
+def attach(
+    client: _AioClient,
+    *,
+    policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
+    cache_key: str | None = None,
+) -> Attachment[Any]: ...
+
+
+def attach(
+    client: Any,
+    *,
+    policy: RefreshPolicy | None = None,
+    reporter: Reporter | None = None,
+    cache: SharedCache | None = None,
+    cache_key: str | None = None,
+) -> Attachment[Any]:
     """Refresh ``client``'s credentials in the background from now on.
 
     The client's own credentials object (usually its session's) is kept fresh

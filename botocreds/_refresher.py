@@ -20,6 +20,7 @@ import random as _random
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -81,6 +82,27 @@ class MintTimedOut(TimeoutError):
         super().__init__(f"the mint did not finish within mint_timeout={timeout:g}s")
 
 
+def check_arguments(
+    policy: object,
+    clock: object,
+    random: object,
+    reporter: object,
+    cache: object,
+    cache_key: object,
+) -> RefreshPolicy:
+    """Check the keyword arguments every refresher takes; return the policy to use."""
+    if policy is None:
+        policy = RefreshPolicy()
+    elif not isinstance(policy, RefreshPolicy):
+        raise TypeError(f"policy must be a botocreds.RefreshPolicy, got {type(policy).__name__}")
+    for label, value in (("clock", clock), ("random", random)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{label} must be callable, got {type(value).__name__}")
+    check_reporter(reporter)
+    check_cache(cache, cache_key)
+    return policy
+
+
 class _RefresherBase:
     """The machinery shared by :class:`Refresher`, :class:`Swapper` and ``AioRefresher``."""
 
@@ -102,15 +124,7 @@ class _RefresherBase:
         cache_key: str | None,
         _scheduler: Scheduler | None,
     ) -> None:
-        if policy is None:
-            policy = RefreshPolicy()
-        elif not isinstance(policy, RefreshPolicy):
-            raise TypeError(
-                f"policy must be a botocreds.RefreshPolicy, got {type(policy).__name__}"
-            )
-        for label, value in (("clock", clock), ("random", random)):
-            if value is not None and not callable(value):
-                raise TypeError(f"{label} must be callable, got {type(value).__name__}")
+        policy = check_arguments(policy, clock, random, reporter, cache, cache_key)
         self._reporter = check_reporter(reporter)
         cache = check_cache(cache, cache_key)
         if cache is not None:
@@ -137,7 +151,13 @@ class _RefresherBase:
         self._mint_thread: tuple[int, threading.Thread] | None = None
         self._users = 0  # attachments and wrapped sessions sharing this refresher
         self._events: list[RefreshEvent] = []  # built under the lock, emitted after it
-        self._waiters: list[Callable[[], None]] = []  # woken when a mint finishes
+        self._outbox: deque[RefreshEvent] = deque()  # raised on a loop, delivered off it
+        self._outbox_lock = threading.Lock()
+        self._outbox_busy = False
+        # Woken when a mint finishes. Added and swapped under the lock, but removed
+        # without it: a waiter's cleanup may run in a finalizer (a coroutine
+        # abandoned on a closed loop), on a thread that already holds the lock.
+        self._waiters: dict[object, Callable[[], None]] = {}
         self._bindings: weakref.WeakKeyDictionary[BaseClient, _botocore.ClientBinding] = (
             weakref.WeakKeyDictionary()
         )
@@ -430,12 +450,16 @@ class _RefresherBase:
             self._scheduler.schedule(self, retry)
 
     # -- the slow path of the credentials objects -----------------------------------
-    def _serve_valid(self, snapshot: Snapshot) -> ReadOnlyCredentials | None:
+    def _serve_valid(
+        self, snapshot: Snapshot, *, on_loop: bool = False
+    ) -> ReadOnlyCredentials | None:
         """The current set if it is still valid, else ``None``; never waits.
 
         A request whose snapshot is inside the floor lands here: if the
         scheduler is late (a freeze, a jump, a failing source), a background
         mint is started when one may start, and the still-valid set is served.
+        ``on_loop``: the caller is an event loop, so events are handed to a
+        mint thread instead of running reporters here.
         """
         snapshot = self._snapshot  # may have been replaced meanwhile
         now = self._clock()
@@ -445,7 +469,7 @@ class _RefresherBase:
             if not (self._closed or self._minting or now < self._not_before):
                 with self._cond:
                     mint_id = None if self._closed or now < self._not_before else self._claim(now)
-                self._flush_events()
+                self._flush_events(later=on_loop)
                 if mint_id is not None:
                     self._dispatch(mint_id)
             return snapshot.frozen
@@ -467,13 +491,38 @@ class _RefresherBase:
         finally:
             self._report_request_path_mint(started, succeeded)
 
-    def _report_request_path_mint(self, started: float, succeeded: bool) -> None:
+    def _report_request_path_mint(
+        self, started: float, succeeded: bool, *, later: bool = False
+    ) -> None:
         waited = time.monotonic() - started
+        remaining = self._remaining(self._clock())
         attempt = self._breaker.failures + 1
-        event = RequestPathMint(
-            self.name, waited, self._remaining(self._clock()), attempt, succeeded
-        )
-        emit(event, self._reporter)
+        event = RequestPathMint(self.name, waited, remaining, attempt, succeeded)
+        self._emit(event, later=later)
+
+    def _emit(self, event: RefreshEvent, *, later: bool = False) -> None:
+        """Deliver ``event`` now, or (``later``) from a mint thread, off the caller's loop."""
+        if not later:
+            emit(event, self._reporter)
+            return
+        # Reporters and log handlers are user code of any speed: an event loop
+        # must not run them. Events queue here, in order, and one job on a
+        # mint thread delivers every queued event.
+        with self._outbox_lock:
+            self._outbox.append(event)
+            if self._outbox_busy:
+                return
+            self._outbox_busy = True
+        self._scheduler.dispatch(self._deliver_outbox)
+
+    def _deliver_outbox(self) -> None:
+        while True:
+            with self._outbox_lock:
+                if not self._outbox:
+                    self._outbox_busy = False
+                    return
+                event = self._outbox.popleft()
+            emit(event, self._reporter)
 
     def _await_mint(self, accept: Accept, situation: str, *, paced: bool = False) -> Snapshot:
         """Block this thread until :meth:`_mint_steps` has a snapshot (at most ``wait_timeout``)."""
@@ -496,7 +545,7 @@ class _RefresherBase:
             steps.close()
 
     def _mint_steps(
-        self, accept: Accept, situation: str, *, paced: bool, arm: Arm
+        self, accept: Accept, situation: str, *, paced: bool, arm: Arm, on_loop: bool = False
     ) -> Generator[float, None, Snapshot]:
         """Wait, at most ``wait_timeout``, for a snapshot that ``accept`` takes.
 
@@ -509,13 +558,14 @@ class _RefresherBase:
         This is the waiting logic without the waiting, shared by threads and
         coroutines: whenever it must wait it calls ``arm()`` under the lock (so
         no wake-up is lost) and yields the longest wait; the driver sleeps on
-        its own primitive until woken or timed out, then sends ``None``.
+        its own primitive until woken or timed out, then sends ``None``. With
+        ``on_loop``, events are delivered from a mint thread, not here.
         """
         deadline = time.monotonic() + self._policy.wait_timeout
         awaited: int | None = None
         while True:
             claimed: int | None = None
-            wake: Callable[[], None] | None = None
+            token: object | None = None
             timeout = 0.0
             with self._cond:
                 snapshot = self._snapshot
@@ -542,38 +592,38 @@ class _RefresherBase:
                         raise self._unavailable(
                             f"{situation} and a new set may not be minted yet (min_interval)"
                         )
-                    wake = arm()
+                    token = object()
                 else:
                     claimed = self._claim(now)
                     if claimed is None:
                         raise self._unavailable(f"{situation} and {self._refusal(now)}")
                     awaited = claimed
-                if claimed is None and wake is None:
+                if claimed is None and token is None:
                     timeout = deadline - time.monotonic()
                     if timeout <= 0:
                         raise self._unavailable(
                             f"{situation} and no new set arrived within "
                             f"wait_timeout={self._policy.wait_timeout:g}s"
                         )
-                    wake = arm()
-                if wake is not None:
-                    self._waiters.append(wake)
-            if wake is not None:
+                    token = object()
+                if token is not None:
+                    self._waiters[token] = arm()
+            if token is not None:
                 try:
                     yield timeout
                 finally:
-                    with self._cond:
-                        if wake in self._waiters:
-                            self._waiters.remove(wake)
+                    self._waiters.pop(token, None)  # no lock: see __init__
                 continue
             assert claimed is not None
-            self._flush_events()
+            self._flush_events(later=on_loop)
             self._dispatch(claimed)
 
     def _wake_waiters(self) -> None:
         # Lock held. Each wake function only sets a flag or schedules a callback.
-        waiters, self._waiters = self._waiters, []
-        for wake in waiters:
+        # tuple() copies in one step under the GIL: a waiter's lock-free cleanup
+        # may pop from the old dict meanwhile.
+        waiters, self._waiters = self._waiters, {}
+        for wake in tuple(waiters.values()):
             wake()
 
     def _invalidate(self, error_code: str, rejected: Snapshot | None) -> bool:
@@ -611,7 +661,9 @@ class _RefresherBase:
     def _rejected_situation(error_code: str) -> str:
         return f"AWS rejected the credentials ({error_code})"
 
-    def _report_invalidation(self, error_code: str, started: float, retried: bool) -> None:
+    def _report_invalidation(
+        self, error_code: str, started: float, retried: bool, *, later: bool = False
+    ) -> None:
         event = ReactiveInvalidation(
             self.name,
             time.monotonic() - started,
@@ -620,7 +672,7 @@ class _RefresherBase:
             error_code,
             retried,
         )
-        emit(event, self._reporter)
+        self._emit(event, later=later)
 
     def _abandon(self, mint_id: int, now: float) -> None:
         """Give up on a mint that ran past ``mint_timeout``: a failed mint of that length."""
@@ -674,14 +726,14 @@ class _RefresherBase:
     def _report(self, event: RefreshEvent) -> None:
         emit(event, self._reporter)
 
-    def _flush_events(self) -> None:
+    def _flush_events(self, *, later: bool = False) -> None:
         """Hand the events built under the lock to the reporters, with no lock held."""
         with self._cond:
             if not self._events:
                 return
             events, self._events = self._events, []
         for event in events:
-            emit(event, self._reporter)
+            self._emit(event, later=later)
 
     def status(self) -> RefresherStatus:
         """A frozen snapshot of this refresher's state, for health checks and debugging."""
@@ -724,7 +776,9 @@ class _RefresherBase:
         """
         self._cond = threading.Condition(threading.Lock())
         self._bindings_lock = threading.Lock()
-        self._waiters = []  # threads and loops of the parent: none exist here
+        self._outbox_lock = threading.Lock()
+        self._outbox_busy = False
+        self._waiters = {}  # threads and loops of the parent: none exist here
         # The parent's mint threads do not exist here: nothing is in flight.
         self._mint_id += 1
         self._minting = False
@@ -838,8 +892,9 @@ def check_client_kind(client: object, *, aio: bool, owner: str) -> None:
             )
         elif _botocore.is_client(getattr(getattr(client, "meta", None), "client", None)):
             hint = " (for a boto3 resource, pass resource.meta.client)"
+        kind = "an aiobotocore/aioboto3" if aio else "a botocore/boto3"
         raise TypeError(
-            f"{owner}.attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
+            f"{owner}.attach() expected {kind} client, got {type(client).__name__}{hint}"
         )
     if _botocore.is_aio_client(client) and not aio:
         raise TypeError(
@@ -945,6 +1000,11 @@ def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
     if credentials is None:
         raise TypeError(
             "Refresher() needs botocore Credentials or a boto3/botocore Session, got None"
+        )
+    if isinstance(credentials, SnapshotCredentials):
+        raise ValueError(
+            "these credentials are already kept fresh by botocreds; "
+            "attach clients to their refresher instead"
         )
     if _botocore.is_aio_credentials(credentials) or _botocore.is_aio_session(credentials):
         raise TypeError(
@@ -1065,11 +1125,8 @@ class AioRefresher(_RefresherBase):
         cache_key: str | None = None,
         _scheduler: Scheduler | None = None,
     ) -> None:
-        checked = RefreshPolicy() if policy is None else policy
-        if not isinstance(checked, RefreshPolicy):
-            raise TypeError(
-                f"policy must be a botocreds.RefreshPolicy, got {type(checked).__name__}"
-            )
+        # Resolving an async session is I/O: every argument is checked first.
+        checked = check_arguments(policy, clock, random, reporter, cache, cache_key)
         source, method = _aio_source_for(credentials, name, checked.mint_timeout)
         super().__init__(
             source,
@@ -1096,6 +1153,11 @@ def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tu
     """The source behind aiobotocore credentials or an async session (input checked first)."""
     from ._aioloop import AioFetchSource, run_on_loop
 
+    if isinstance(credentials, SnapshotCredentials):
+        raise ValueError(
+            "these credentials are already kept fresh by botocreds; "
+            "attach clients to their refresher instead"
+        )
     session = _botocore.aio_session_of(credentials)
     if session is None and not _botocore.is_aio_credentials(credentials):
         kind = "None" if credentials is None else type(credentials).__name__

@@ -84,6 +84,11 @@ class FactorySource:
 
     def mint(self, clock: Clock, floor: float) -> Snapshot:
         credentials = self._factory()
+        if _botocore.is_aio_credentials(credentials):
+            raise BadAnswer(
+                "the factory returned aiobotocore credentials, whose reads are coroutines: "
+                "for aiobotocore, use botocreds.AioRefresher"
+            )
         if not isinstance(credentials, Credentials):
             kind = "None" if credentials is None else type(credentials).__name__
             raise BadAnswer(f"the factory returned {kind}, expected botocore Credentials")

@@ -164,16 +164,18 @@ class TestExpired:
                 await asyncio.sleep(0)
                 ticks += 1
             assert ticks == 20 and not any(task.done() for task in waiting)
-            await asyncio.to_thread(harness.queue.run_all)
+            await asyncio.to_thread(harness.queue.jobs.pop(0))  # the one mint
             return {str(frozen.access_key) for frozen in await asyncio.gather(*waiting)}
 
         keys = asyncio.run(scenario())
         assert keys == {harness.fetcher.issued[-1][0]}
         assert harness.fetcher.calls == 2, "the eager mint and one more"
         assert harness.fetch_threads == ["botocreds-aio", "botocreds-aio"]
+        assert harness.request_path_mints() == [], "events wait for a mint thread, off the loop"
+        harness.queue.run_all()  # the delivery job the waiters queued
         waits = harness.request_path_mints()
         assert len(waits) == 200 and all(event.succeeded for event in waits)
-        assert harness.refresher._waiters == []
+        assert harness.refresher._waiters == {}
 
     def test_coroutines_on_two_loops_in_two_threads_share_one_mint(
         self, harness: AioHarness
@@ -217,7 +219,9 @@ class TestExpired:
         harness.expire()
         with pytest.raises(CredentialsUnavailable, match="wait_timeout"):
             asyncio.run(harness.view.get_frozen_credentials())
-        assert len(harness.queue.jobs) == 1, "the mint was claimed but never run"
+        assert len(harness.queue.jobs) == 2, "the mint, claimed but never run; event delivery"
+        harness.queue.jobs.pop(0)()  # the mint: a late one
+        harness.queue.run_all()
         (event,) = harness.request_path_mints()
         assert not event.succeeded
         harness.refresher.close()
@@ -231,7 +235,7 @@ class TestExpired:
                 asyncio.create_task(harness.view.get_frozen_credentials()) for _ in range(20)
             ]
             await asyncio.sleep(0)
-            await asyncio.to_thread(harness.queue.run_all)
+            await asyncio.to_thread(harness.queue.jobs.pop(0))  # the failing mint
             return await asyncio.gather(*waiting, return_exceptions=True)
 
         outcomes = asyncio.run(scenario())
@@ -252,10 +256,78 @@ class TestExpired:
                 await task
 
         asyncio.run(scenario())
-        assert harness.refresher._waiters == []
+        assert harness.refresher._waiters == {}
         harness.queue.run_all()  # the mint still lands, for the next request
         frozen = asyncio.run(harness.view.get_frozen_credentials())
         assert frozen.access_key == harness.fetcher.issued[-1][0]
+
+    def test_a_cancellation_in_the_same_turn_as_the_wake_up_is_not_lost(
+        self, harness: AioHarness
+    ) -> None:
+        harness.expire()
+
+        async def scenario() -> None:
+            task = asyncio.create_task(harness.view.get_frozen_credentials())
+            await asyncio.sleep(0)
+            with harness.refresher._cond:
+                harness.refresher._wake_waiters()  # as a finishing mint does
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(scenario())
+        assert harness.refresher._waiters == {}
+
+    def test_a_waiter_cleaned_up_by_a_thread_holding_the_lock_does_not_deadlock(
+        self, harness: AioHarness
+    ) -> None:
+        # A coroutine abandoned on a closed loop is finalized by the garbage
+        # collector, on whatever thread runs it, possibly one inside the lock.
+        harness.expire()
+        steps = harness.refresher._mint_steps(
+            lambda snapshot, now: now < snapshot.valid_until,
+            "test",
+            paced=False,
+            arm=lambda: lambda: None,
+        )
+        next(steps)
+        assert len(harness.refresher._waiters) == 1
+
+        def finalize_inside_the_lock() -> None:
+            with harness.refresher._cond:
+                steps.close()
+
+        thread = threading.Thread(target=finalize_inside_the_lock, daemon=True)
+        thread.start()
+        thread.join(5.0)
+        assert not thread.is_alive(), "closing a waiter under the lock deadlocked"
+        assert harness.refresher._waiters == {}
+
+    def test_reporters_never_run_on_the_event_loop(self, harness: AioHarness) -> None:
+        delivered: list[tuple[str, str]] = []
+        harness.refresher._reporter = lambda event: delivered.append(
+            (threading.current_thread().name, type(event).__name__)
+        )
+        harness.expire()
+
+        async def scenario() -> str:
+            waiting = [
+                asyncio.create_task(harness.view.get_frozen_credentials()) for _ in range(10)
+            ]
+            await asyncio.sleep(0)
+            await asyncio.to_thread(harness.queue.jobs.pop(0))  # the mint
+            await asyncio.gather(*waiting)
+            return threading.current_thread().name
+
+        loop_thread = asyncio.run(scenario())
+        assert [kind for _, kind in delivered] == ["RefreshSucceeded"]
+        # The queued job delivers what the waiters raised, on a mint thread.
+        delivery = threading.Thread(target=harness.queue.run_all, name="botocreds-mint-test")
+        delivery.start()
+        delivery.join(10)
+        waits = [thread for thread, kind in delivered if kind == "RequestPathMint"]
+        assert waits == ["botocreds-mint-test"] * 10
+        assert loop_thread not in {thread for thread, _ in delivered}
 
 
 class TestSources:
@@ -281,6 +353,39 @@ class TestSources:
         )
         with pytest.raises(CredentialsUnavailable, match="no role for you"):
             AioRefresher(deferred)
+
+    def test_a_fetchs_own_timeout_error_is_reported_as_itself(self) -> None:
+        async def slow_imds() -> Mapping[str, Any]:
+            raise asyncio.TimeoutError("connect timeout to 169.254.169.254")
+
+        deferred = AioDeferredRefreshableCredentials(slow_imds, "imds")
+        with pytest.raises(CredentialsUnavailable, match="connect timeout") as caught:
+            AioRefresher(deferred)
+        assert "did not finish" not in str(caught.value)
+
+    def test_a_fetch_that_blocks_the_loop_gets_the_next_fetch_a_new_loop(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from botocreds import _aioloop
+
+        monkeypatch.setattr(_aioloop, "CANCEL_GRACE", 0.05)
+        release = threading.Event()
+
+        async def blocking() -> Mapping[str, Any]:
+            release.wait(10.0)  # a blocking call inside a coroutine: the loop is stuck
+            raise RuntimeError("too late")
+
+        stuck = _aioloop._current_runner().loop()
+        deferred = AioDeferredRefreshableCredentials(blocking, "blocking")
+        try:
+            with pytest.raises(CredentialsUnavailable, match=r"did not finish within 0\.05s"):
+                AioRefresher(deferred, policy=RefreshPolicy(mint_timeout=0.05))
+            assert "blocked its event loop" in caplog.text
+            fresh = _aioloop._current_runner().loop()
+            assert fresh is not stuck
+            assert _aioloop.run_on_loop(lambda: "answered", 5.0) == "answered"
+        finally:
+            release.set()
 
     def test_a_hung_async_fetch_is_cancelled_after_mint_timeout(self) -> None:
         cancelled = threading.Event()
@@ -385,6 +490,32 @@ class TestBadInput:
             botocreds.Swapper(factory)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="coroutine function"):
             botocreds.from_fetcher(fetch)  # type: ignore[arg-type]
+
+    def test_botocreds_own_credentials_are_refused_by_both_refreshers(
+        self, harness: AioHarness
+    ) -> None:
+        with pytest.raises(ValueError, match="already kept fresh by botocreds"):
+            AioRefresher(harness.view)
+        with pytest.raises(ValueError, match="already kept fresh by botocreds"):
+            botocreds.Refresher(harness.view)
+
+    def test_aio_refresher_checks_every_argument_before_resolving_a_session(self) -> None:
+        session = AioSession()
+
+        async def resolve() -> None:
+            raise AssertionError("the session must not be resolved")
+
+        session.get_credentials = resolve
+        for bad in ({"clock": 5}, {"random": "x"}, {"reporter": 3}, {"policy": 1}):
+            with pytest.raises(TypeError):
+                AioRefresher(session, **bad)
+
+    def test_a_swapper_factory_returning_aiobotocore_credentials_is_refused_clearly(
+        self,
+    ) -> None:
+        static = AioCredentials("AKIASTATICKEY0000001", "static-secret")
+        with pytest.raises(CredentialsUnavailable, match=r"use botocreds\.AioRefresher"):
+            botocreds.Swapper(lambda: static)
 
     def test_aio_refresher_checks_its_policy_before_any_io(self) -> None:
         async def fetch() -> Mapping[str, Any]:

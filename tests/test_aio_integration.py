@@ -264,7 +264,7 @@ def test_attach_covers_a_client_of_an_aio_session(moto_endpoint: str) -> None:
         session._credentials = fetch.credentials()
         async with _sts(session, moto_endpoint, explicit_keys=False) as client:
             assert client._request_signer._credentials is session._credentials
-            attachment = await asyncio.to_thread(botocreds.attach, client)
+            attachment = await asyncio.to_thread(lambda: botocreds.attach(client))
             assert isinstance(attachment.credentials, AioBackgroundCredentials)
             assert client._request_signer._credentials is attachment.credentials
             assert (await client.get_caller_identity())["Account"] == "123456789012"

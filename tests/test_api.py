@@ -117,13 +117,13 @@ class TestAttach:
     @pytest.mark.parametrize("bad", [None, "s3", boto3.Session, object()])
     def test_anything_but_a_client_is_a_type_error(self, bad: object) -> None:
         with pytest.raises(TypeError, match="expected a botocore/boto3 client"):
-            botocreds.attach(bad)  # type: ignore[arg-type]
+            botocreds.attach(bad)  # type: ignore[call-overload]
 
     def test_a_resource_gets_a_hint(self) -> None:
         credentials, _ = _live_credentials()
         resource = session_with(credentials).resource("s3")
         with pytest.raises(TypeError, match=r"resource\.meta\.client"):
-            botocreds.attach(resource)  # type: ignore[arg-type]
+            botocreds.attach(resource)  # type: ignore[call-overload]
 
     def test_an_unsigned_client_is_a_value_error(self) -> None:
         config = Config(signature_version=UNSIGNED)
@@ -136,7 +136,7 @@ class TestAttach:
         client = session_with(credentials).client("s3")
         calls = fetcher.calls
         with pytest.raises(TypeError, match="RefreshPolicy"):
-            botocreds.attach(client, policy=60)  # type: ignore[arg-type]
+            botocreds.attach(client, policy=60)  # type: ignore[call-overload]
         assert _botocore.client_credentials(client) is credentials
         assert fetcher.calls == calls
 
