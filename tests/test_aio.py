@@ -573,3 +573,21 @@ def test_a_forked_child_mints_on_an_event_loop_of_its_own() -> None:
         assert report["new_loop"] and "botocreds-aio" in report["threads"], report
         assert str(report["served"]).startswith("ASIAAIOFORK")
         assert _aioloop._runner.loop() is parent_loop, "the parent keeps its loop"
+
+
+def test_botocreds_works_where_aiobotocore_cannot_be_imported() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['aiobotocore'] = None  # as if it were not installed\n"
+        "import boto3, botocreds\n"
+        "client = boto3.client('sts', region_name='us-east-1', aws_access_key_id='AKIAX',\n"
+        "                      aws_secret_access_key='secret')\n"
+        "with botocreds.attach(client) as handle:\n"
+        "    print(type(handle.credentials).__name__)\n"
+        "try:\n"
+        "    botocreds.AioRefresher(object())\n"
+        "except TypeError as error:\n"
+        "    print('TypeError', 'aiobotocore' in str(error))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["BackgroundCredentials", "TypeError", "True"], out.stderr
