@@ -25,7 +25,13 @@ from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
-from ._refresher import AioRefresher, Refresher, _RefresherBase, install_reactive_retry
+from ._refresher import (
+    AioRefresher,
+    Refresher,
+    _RefresherBase,
+    install_reactive_retry,
+    not_a_client_hint,
+)
 from ._scheduler import add_housekeeping, all_schedulers
 
 SessionT = TypeVar("SessionT")
@@ -274,16 +280,9 @@ def attach(
     keeps the refresher, reporter and cache it has.
     """
     if not _botocore.is_client(client):
-        hint = ""
-        if _botocore.is_client_creator(client):
-            hint = (
-                " (an aiobotocore create_client() result: attach the client it yields, "
-                "inside `async with session.create_client(...) as client:`)"
-            )
-        elif _botocore.is_client(getattr(getattr(client, "meta", None), "client", None)):
-            hint = " (for a boto3 resource, pass resource.meta.client)"
         raise TypeError(
-            f"attach() expected a botocore/boto3 client, got {type(client).__name__}{hint}"
+            "attach() expected a botocore/boto3 client, "
+            f"got {type(client).__name__}{not_a_client_hint(client)}"
         )
     options = _options(policy, reporter, cache, cache_key)
     _drain_releases()

@@ -881,20 +881,25 @@ def install_reactive_retry(client: BaseClient) -> None:
     )
 
 
+def not_a_client_hint(value: object) -> str:
+    """A hint for the usual things passed where a client belongs, or ``""``."""
+    if _botocore.is_client_creator(value):
+        return (
+            " (an aiobotocore create_client() result: attach the client it yields, "
+            "inside `async with session.create_client(...) as client:`)"
+        )
+    if _botocore.is_client(getattr(getattr(value, "meta", None), "client", None)):
+        return " (for a boto3 resource, pass resource.meta.client)"
+    return ""
+
+
 def check_client_kind(client: object, *, aio: bool, owner: str) -> None:
     """Raise ``TypeError`` unless ``client`` is a client of the kind (sync or async) wanted."""
     if not _botocore.is_client(client):
-        hint = ""
-        if _botocore.is_client_creator(client):
-            hint = (
-                " (an aiobotocore create_client() result: attach the client it yields, "
-                "inside `async with session.create_client(...) as client:`)"
-            )
-        elif _botocore.is_client(getattr(getattr(client, "meta", None), "client", None)):
-            hint = " (for a boto3 resource, pass resource.meta.client)"
         kind = "an aiobotocore/aioboto3" if aio else "a botocore/boto3"
         raise TypeError(
-            f"{owner}.attach() expected {kind} client, got {type(client).__name__}{hint}"
+            f"{owner}.attach() expected {kind} client, "
+            f"got {type(client).__name__}{not_a_client_hint(client)}"
         )
     if _botocore.is_aio_client(client) and not aio:
         raise TypeError(
@@ -996,16 +1001,43 @@ class Refresher(_RefresherBase):
         return cast(BackgroundCredentials, super().credentials)
 
 
-def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
-    if credentials is None:
-        raise TypeError(
-            "Refresher() needs botocore Credentials or a boto3/botocore Session, got None"
-        )
+def _refuse_own(credentials: object) -> None:
     if isinstance(credentials, SnapshotCredentials):
         raise ValueError(
             "these credentials are already kept fresh by botocreds; "
             "attach clients to their refresher instead"
         )
+
+
+def _resolved(credentials: Credentials | None, name: str | None) -> Credentials:
+    """The credentials a session resolved: refuses none at all, and botocreds' own."""
+    if credentials is None:
+        raise CredentialsUnavailable(
+            source=name or "session", reason="the session found no credentials"
+        )
+    _refuse_own(credentials)
+    return credentials
+
+
+def _refreshable_source(
+    credentials: RefreshableCredentials,
+    name: str | None,
+    stack: str,
+    make: Callable[[Callable[[], Any], str, str | None], Source],
+) -> tuple[Source, str]:
+    """A source over the fetch function of botocore or aiobotocore refreshable credentials."""
+    method = credentials.method or "refreshable"
+    botocore_key = _botocore.fetcher_identity(credentials)
+    identity = None if botocore_key is None else f"{stack}-{botocore_key}"
+    return make(_botocore.refresh_function(credentials), name or method, identity), method
+
+
+def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
+    if credentials is None:
+        raise TypeError(
+            "Refresher() needs botocore Credentials or a boto3/botocore Session, got None"
+        )
+    _refuse_own(credentials)
     if _botocore.is_aio_credentials(credentials) or _botocore.is_aio_session(credentials):
         raise TypeError(
             "Refresher() needs botocore Credentials or a boto3/botocore Session, got "
@@ -1014,23 +1046,9 @@ def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
         )
     session = _botocore.botocore_session_of(credentials)
     if session is not None:
-        resolved = session.get_credentials()
-        if resolved is None:
-            raise CredentialsUnavailable(
-                source=name or "session", reason="the session found no credentials"
-            )
-        credentials = resolved
-    if isinstance(credentials, BackgroundCredentials):
-        raise ValueError(
-            "these credentials are already kept fresh by botocreds; "
-            "attach clients to their refresher instead"
-        )
+        credentials = _resolved(session.get_credentials(), name)
     if isinstance(credentials, RefreshableCredentials):
-        method = credentials.method or "refreshable"
-        botocore_key = _botocore.fetcher_identity(credentials)
-        identity = None if botocore_key is None else f"botocore-{botocore_key}"
-        fetch = _botocore.refresh_function(credentials)
-        return FetchSource(fetch, name or method, identity), method
+        return _refreshable_source(credentials, name, "botocore", FetchSource)
     if isinstance(credentials, Credentials):
         method = credentials.method or "static"
         return StaticSource(credentials, name or method), method
@@ -1153,11 +1171,7 @@ def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tu
     """The source behind aiobotocore credentials or an async session (input checked first)."""
     from ._aioloop import AioFetchSource, run_on_loop
 
-    if isinstance(credentials, SnapshotCredentials):
-        raise ValueError(
-            "these credentials are already kept fresh by botocreds; "
-            "attach clients to their refresher instead"
-        )
+    _refuse_own(credentials)
     session = _botocore.aio_session_of(credentials)
     if session is None and not _botocore.is_aio_credentials(credentials):
         kind = "None" if credentials is None else type(credentials).__name__
@@ -1169,23 +1183,11 @@ def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tu
             f"Session, got {kind}{hint}"
         )
     if session is not None:
-        resolved = run_on_loop(session.get_credentials, timeout)
-        if resolved is None:
-            raise CredentialsUnavailable(
-                source=name or "session", reason="the session found no credentials"
-            )
-        credentials = resolved
-    if isinstance(credentials, SnapshotCredentials):
-        raise ValueError(
-            "these credentials are already kept fresh by botocreds; "
-            "attach clients to their refresher instead"
-        )
+        credentials = _resolved(run_on_loop(session.get_credentials, timeout), name)
     if isinstance(credentials, RefreshableCredentials):
-        method = credentials.method or "refreshable"
-        botocore_key = _botocore.fetcher_identity(credentials)
-        identity = None if botocore_key is None else f"aiobotocore-{botocore_key}"
-        fetch = _botocore.refresh_function(credentials)
-        return AioFetchSource(fetch, name or method, identity, timeout), method
+        return _refreshable_source(
+            credentials, name, "aiobotocore", partial(AioFetchSource, timeout=timeout)
+        )
     assert isinstance(credentials, Credentials)
     method = credentials.method or "static"
     # aiobotocore's static AioCredentials has plain attributes: copy them into a
