@@ -591,3 +591,26 @@ def test_botocreds_works_where_aiobotocore_cannot_be_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["BackgroundCredentials", "TypeError", "True"], out.stderr
+
+
+def test_aio_refreshers_share_a_set_through_a_file_cache(tmp_path: Any) -> None:
+    clock = FakeClock(time.time())
+    first_fetch, second_fetch = ScriptedFetcher(clock), ScriptedFetcher(clock)
+
+    async def fetch_first() -> Mapping[str, Any]:
+        return first_fetch()
+
+    async def fetch_second() -> Mapping[str, Any]:
+        return second_fetch()
+
+    cache = botocreds.FileCache(tmp_path / "cache")
+    first = AioRefresher(
+        AioDeferredRefreshableCredentials(fetch_first, "first"), cache=cache, cache_key="role"
+    )
+    second = AioRefresher(
+        AioDeferredRefreshableCredentials(fetch_second, "second"), cache=cache, cache_key="role"
+    )
+    with first, second:
+        assert (first_fetch.calls, second_fetch.calls) == (1, 0), "the second adopted the set"
+        frozen = asyncio.run(second.credentials.get_frozen_credentials())
+        assert frozen.access_key == first.credentials.access_key
