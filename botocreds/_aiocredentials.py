@@ -155,7 +155,7 @@ async def invalidate(owner: _RefresherBase, error_code: str, rejected: Snapshot 
             retried = True
         except CredentialsUnavailable as error:
             # Logged from a mint thread: log handlers do not run on the loop.
-            owner._scheduler.dispatch(partial(_log_warning, str(error)))
+            owner._scheduler.hand_off(partial(_log_warning, str(error)))
     owner._report_invalidation(error_code, started, retried, later=True)
     return retried
 

@@ -323,12 +323,16 @@ class _RefresherBase:
         self._last_start = now
         return self._mint_id
 
-    def _dispatch(self, mint_id: int) -> None:
+    def _dispatch(self, mint_id: int, *, on_loop: bool = False) -> None:
         try:
             # The watchdog: if this mint has not finished by then, the scheduler
             # abandons it. A finishing mint replaces this entry with the next due.
             self._scheduler.schedule(self, self._last_start + self._policy.mint_timeout)
-            self._scheduler.dispatch(partial(self._run_mint, mint_id))
+            job = partial(self._run_mint, mint_id)
+            if on_loop:
+                self._scheduler.hand_off(job)
+            else:
+                self._scheduler.dispatch(job)
         except BaseException as error:  # e.g. "can't start new thread"
             self._finish(mint_id, None, error)
             raise
@@ -471,7 +475,7 @@ class _RefresherBase:
                     mint_id = None if self._closed or now < self._not_before else self._claim(now)
                 self._flush_events(later=on_loop)
                 if mint_id is not None:
-                    self._dispatch(mint_id)
+                    self._dispatch(mint_id, on_loop=on_loop)
             return snapshot.frozen
         return None
 
@@ -513,7 +517,7 @@ class _RefresherBase:
             if self._outbox_busy:
                 return
             self._outbox_busy = True
-        self._scheduler.dispatch(self._deliver_outbox)
+        self._scheduler.hand_off(self._deliver_outbox)
 
     def _deliver_outbox(self) -> None:
         while True:
@@ -616,7 +620,7 @@ class _RefresherBase:
                 continue
             assert claimed is not None
             self._flush_events(later=on_loop)
-            self._dispatch(claimed)
+            self._dispatch(claimed, on_loop=on_loop)
 
     def _wake_waiters(self) -> None:
         # Lock held. Each wake function only sets a flag or schedules a callback.

@@ -160,6 +160,7 @@ class Scheduler:
         self._members: weakref.WeakSet[Schedulable] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
         self._generation = 0
+        self._handed_off: deque[Job] = deque()  # jobs the thread passes on to the pool
         _schedulers.add(self)
 
     # -- membership -------------------------------------------------------
@@ -227,6 +228,35 @@ class Scheduler:
         """Run a mint job off the scheduler thread."""
         self._dispatch(job)
 
+    def hand_off(self, job: Job) -> None:
+        """Like :meth:`dispatch`, but the scheduler thread passes ``job`` to the pool.
+
+        For callers on an event loop. Starting a mint thread waits for that
+        thread to take the GIL, milliseconds on a busy machine; here the caller
+        only queues the job and notifies a condition. Without a running
+        scheduler thread (no open refresher, or a test driving the scheduler by
+        hand) the job is dispatched directly.
+        """
+        with self._lock:
+            running = self._autostart and self._thread is not None and self._thread.is_alive()
+            if running:
+                self._handed_off.append(job)
+                self._wakeup.notify_all()
+                return
+        self._dispatch(job)
+
+    def _pass_on_handed_off(self) -> None:
+        # On the scheduler thread, no lock held while dispatching.
+        while True:
+            with self._lock:
+                if not self._handed_off:
+                    return
+                job = self._handed_off.popleft()
+            try:
+                self._dispatch(job)
+            except Exception:
+                logger.exception("botocreds: a handed-off job could not be dispatched")
+
     def disown(self, thread: threading.Thread) -> None:
         """A mint thread is stuck in a hung fetch: free its pool slot for other sources."""
         self._pool.disown(thread)
@@ -289,6 +319,7 @@ class Scheduler:
         while True:
             try:
                 self._loop(generation)
+                self._pass_on_handed_off()  # whatever was queued while it stopped
                 return
             except Exception:
                 logger.exception("botocreds: the scheduler thread failed; restarting it")
@@ -302,7 +333,9 @@ class Scheduler:
             with self._lock:
                 if not self._current(generation):
                     return
+            self._pass_on_handed_off()
             self.run_pending()
+            self._pass_on_handed_off()
             for chore in list(_housekeeping):
                 try:
                     chore()
@@ -316,12 +349,12 @@ class Scheduler:
                     self._thread = None
                     return
                 head = self._head()
-                # Computed under the lock, so a schedule() that lands after
-                # run_pending() is seen here rather than missed.
+                # Computed under the lock, so a schedule() or hand_off() that
+                # lands after run_pending() is seen here rather than missed.
                 timeout = self._max_sleep
                 if head is not None:
                     timeout = min(timeout, head[0] - self._clock())
-                if timeout > 0:
+                if timeout > 0 and not self._handed_off:
                     self._wakeup.wait(timeout)
 
     @property
@@ -346,6 +379,7 @@ class Scheduler:
         self._generation += 1
         self._heap.clear()
         self._due.clear()
+        self._handed_off.clear()  # the parent's jobs
         for member in list(self._members):
             try:
                 member._after_fork_in_child()

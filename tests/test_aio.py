@@ -37,7 +37,7 @@ from botocreds import (
 )
 from botocreds._scheduler import Scheduler
 
-from ._fakes import FakeClock, JobQueue, ScriptedFetcher, refreshable
+from ._fakes import FakeClock, JobQueue, ScriptedFetcher, Target, refreshable
 
 LIFETIME = 3600.0
 
@@ -614,3 +614,24 @@ def test_aio_refreshers_share_a_set_through_a_file_cache(tmp_path: Any) -> None:
         assert (first_fetch.calls, second_fetch.calls) == (1, 0), "the second adopted the set"
         frozen = asyncio.run(second.credentials.get_frozen_credentials())
         assert frozen.access_key == first.credentials.access_key
+
+
+def test_hand_off_queues_for_the_scheduler_thread_instead_of_starting_a_thread() -> None:
+    ran_on: list[str] = []
+    ran = threading.Event()
+
+    def record(job: Any) -> None:
+        ran_on.append(threading.current_thread().name)
+        job()
+
+    scheduler = Scheduler(dispatch=record)
+    target = Target()
+    scheduler.register(target)
+    scheduler.hand_off(ran.set)  # no scheduler thread yet: dispatched right here
+    assert ran_on == [threading.current_thread().name] and ran.is_set()
+    ran.clear()
+    scheduler.schedule(target, time.time() + 3600)  # starts the scheduler thread
+    scheduler.hand_off(ran.set)
+    assert ran.wait(10.0)
+    assert ran_on[-1] == "botocreds-scheduler"
+    scheduler.unregister(target)
