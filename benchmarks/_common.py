@@ -392,3 +392,50 @@ def sign_once(client: BaseClient) -> str:
     return cast(Presigning, client).generate_presigned_url(
         "get_object", Params={"Bucket": "b", "Key": "k"}
     )
+
+
+#: The latency columns the tail-latency scenarios share, after "setup".
+LATENCY_HEADER = ["requests", "failed", "p50", "p99", "p99.9", "max", "> 10 ms"]
+
+
+def latency_cells(requests: Sequence[Request], slow: float) -> list[object]:
+    """The :data:`LATENCY_HEADER` cells of one setup: counts and percentiles of its requests."""
+    latencies = [r.seconds for r in requests if r.ok]
+    return [
+        f"{len(requests):,}",
+        sum(1 for r in requests if not r.ok),
+        seconds_to_text(percentile(latencies, 0.50)),
+        seconds_to_text(percentile(latencies, 0.99)),
+        seconds_to_text(percentile(latencies, 0.999)),
+        seconds_to_text(max(latencies, default=math.nan)),
+        sum(1 for s in latencies if s > slow),
+    ]
+
+
+def draw_latency_panel(
+    ax: Any,
+    started: float,
+    requests: Sequence[Request],
+    fetches: Sequence[tuple[float, float, bool]],
+    *,
+    slow: float,
+    fetch_label: str,
+) -> None:
+    """One panel of latency against time: a dot per request, each fetch shaded.
+
+    ``fetches`` are (started, finished, waited on by a request) in the same clock
+    as ``started``; a fetch a request waited on is red, any other green.
+    """
+    xs = [r.started - started for r in requests]
+    ys = [max(r.seconds, 1e-5) * 1000 for r in requests]
+    ax.scatter(xs, ys, s=2, alpha=0.5, label="request")
+    for i, (begin, end, waited_on) in enumerate(fetches):
+        ax.axvspan(
+            begin - started,
+            end - started,
+            color="tab:red" if waited_on else "tab:green",
+            alpha=0.25,
+            label=None if i else fetch_label,
+        )
+    ax.axhline(slow * 1000, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_yscale("log")

@@ -21,13 +21,16 @@ from botocore.client import BaseClient
 import botocreds
 
 from ._common import (
+    LATENCY_HEADER,
     Fetcher,
     FetchEvent,
     Request,
     ScenarioResult,
     botocore_credentials,
     call_sts,
+    draw_latency_panel,
     hour_scale,
+    latency_cells,
     markdown_table,
     moto_server,
     percentile,
@@ -114,35 +117,16 @@ def run_botocreds(endpoint: str, config: Config) -> Run:
 
 def table(runs: Sequence[Run]) -> str:
     """Percentiles, slow requests and fetch placement per setup."""
-    rows = []
-    for run in runs:
-        lat = run.latencies()
-        rows.append(
-            [
-                run.title,
-                f"{len(run.requests):,}",
-                sum(1 for r in run.requests if not r.ok),
-                seconds_to_text(percentile(lat, 0.50)),
-                seconds_to_text(percentile(lat, 0.99)),
-                seconds_to_text(percentile(lat, 0.999)),
-                seconds_to_text(max(lat, default=float("nan"))),
-                sum(1 for s in lat if s > SLOW_SECONDS),
-                len(run.fetches),
-                run.fetches_on_request_threads(),
-            ]
-        )
-    header = [
-        "setup",
-        "requests",
-        "failed",
-        "p50",
-        "p99",
-        "p99.9",
-        "max",
-        "> 10 ms",
-        "fetches",
-        "fetches on request threads",
+    rows = [
+        [
+            run.title,
+            *latency_cells(run.requests, SLOW_SECONDS),
+            len(run.fetches),
+            run.fetches_on_request_threads(),
+        ]
+        for run in runs
     ]
+    header = ["setup", *LATENCY_HEADER, "fetches", "fetches on request threads"]
     return markdown_table(header, rows)
 
 
@@ -150,19 +134,15 @@ def plot(runs: Sequence[Run], config: Config, path: Path) -> None:
     """Latency against time, one panel per setup, with each fetch shaded."""
     fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.2 * len(runs)), sharey=True)
     for ax, run in zip(axes, runs, strict=True):
-        xs = [r.started - run.started for r in run.requests]
-        ys = [max(r.seconds, 1e-5) * 1000 for r in run.requests]
-        ax.scatter(xs, ys, s=2, alpha=0.5, label="request")
-        for i, fetch in enumerate(run.fetches):
-            ax.axvspan(
-                fetch.started - run.started,
-                fetch.finished - run.started,
-                color="tab:red" if fetch.on_request_thread else "tab:green",
-                alpha=0.25,
-                label=None if i else "fetch (red: on a request thread)",
-            )
-        ax.axhline(SLOW_SECONDS * 1000, color="grey", linestyle="--", linewidth=0.8)
-        ax.set_yscale("log")
+        fetches = [(f.started, f.finished, f.on_request_thread) for f in run.fetches]
+        draw_latency_panel(
+            ax,
+            run.started,
+            run.requests,
+            fetches,
+            slow=SLOW_SECONDS,
+            fetch_label="fetch (red: on a request thread)",
+        )
         ax.set_title(f"{run.title}: {THREADS} threads, {config.lifetime:g}-s credentials")
         ax.set_ylabel("latency (ms)")
         ax.legend(loc="upper left", fontsize="small")

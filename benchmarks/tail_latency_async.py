@@ -43,6 +43,7 @@ import botocreds
 from ._common import (
     BOTOCORE_ADVISORY,
     BOTOCORE_MANDATORY,
+    LATENCY_HEADER,
     REGION,
     REQUEST_THREAD_PREFIX,
     SECRET_KEY,
@@ -51,7 +52,9 @@ from ._common import (
     ScenarioResult,
     access_key,
     credentials_mapping,
+    draw_latency_panel,
     hour_scale,
+    latency_cells,
     markdown_table,
     moto_server,
     percentile,
@@ -369,18 +372,11 @@ def table(runs: Sequence[Run]) -> str:
     """Percentiles, slow requests, fetch placement and loop lag per setup."""
     rows = []
     for run in runs:
-        lat = run.latencies()
         lag = run.lag_during_fetches()
         rows.append(
             [
                 run.title,
-                f"{len(run.requests):,}",
-                sum(1 for r in run.requests if not r.ok),
-                seconds_to_text(percentile(lat, 0.50)),
-                seconds_to_text(percentile(lat, 0.99)),
-                seconds_to_text(percentile(lat, 0.999)),
-                seconds_to_text(max(lat, default=math.nan)),
-                sum(1 for s in lat if s > SLOW_SECONDS),
+                *latency_cells(run.requests, SLOW_SECONDS),
                 len(run.fetches),
                 run.fetches_awaited_by_requests(),
                 seconds_to_text(percentile(lag, 0.99)),
@@ -390,13 +386,7 @@ def table(runs: Sequence[Run]) -> str:
         )
     header = [
         "setup",
-        "requests",
-        "failed",
-        "p50",
-        "p99",
-        "p99.9",
-        "max",
-        "> 10 ms",
+        *LATENCY_HEADER,
         "fetches",
         "fetches awaited by requests",
         "loop lag p99 during fetches",
@@ -410,9 +400,15 @@ def plot(runs: Sequence[Run], config: Config, path: Path) -> None:
     """Latency and loop lag against time, one panel per setup, with each fetch shaded."""
     fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.2 * len(runs)), sharey=True)
     for ax, run in zip(axes, runs, strict=True):
-        xs = [r.started - run.started for r in run.requests]
-        ys = [max(r.seconds, 1e-5) * 1000 for r in run.requests]
-        ax.scatter(xs, ys, s=2, alpha=0.5, label="request")
+        fetches = [(f.started, f.finished, f.awaited_by_request) for f in run.fetches]
+        draw_latency_panel(
+            ax,
+            run.started,
+            run.requests,
+            fetches,
+            slow=SLOW_SECONDS,
+            fetch_label="fetch (red: awaited by a request)",
+        )
         ax.plot(
             [t.due - run.started for t in run.ticks],
             [max(t.lag, 1e-5) * 1000 for t in run.ticks],
@@ -421,16 +417,6 @@ def plot(runs: Sequence[Run], config: Config, path: Path) -> None:
             alpha=0.7,
             label="loop lag (ticker)",
         )
-        for i, fetch in enumerate(run.fetches):
-            ax.axvspan(
-                fetch.started - run.started,
-                fetch.finished - run.started,
-                color="tab:red" if fetch.awaited_by_request else "tab:green",
-                alpha=0.25,
-                label=None if i else "fetch (red: awaited by a request)",
-            )
-        ax.axhline(SLOW_SECONDS * 1000, color="grey", linestyle="--", linewidth=0.8)
-        ax.set_yscale("log")
         ax.set_title(
             f"{run.title}: {config.coroutines} coroutines on one loop, "
             f"{config.lifetime:g}-s credentials"
