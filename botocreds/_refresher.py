@@ -125,8 +125,7 @@ class _RefresherBase:
         _scheduler: Scheduler | None,
     ) -> None:
         policy = check_arguments(policy, clock, random, reporter, cache, cache_key)
-        self._reporter = check_reporter(reporter)
-        cache = check_cache(cache, cache_key)
+        self._reporter = reporter
         if cache is not None:
             source = _behind_cache(
                 source, cache, cache_key, policy, self._report, self._served_until
