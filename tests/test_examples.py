@@ -1,32 +1,22 @@
-"""Every example runs to completion and reports success."""
+"""Every example that needs only botocore runs to completion and reports success.
+
+The examples that import aiobotocore run in the async suite (``tests_aio``).
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("[!_]*.py"))
+from ._examples import SYNC_EXAMPLES, run_example
 
 
-def test_there_are_examples() -> None:
-    assert EXAMPLES, "examples/ has no scripts"
+def test_there_are_sync_examples() -> None:
+    assert SYNC_EXAMPLES, "examples/ has no script that runs on botocore alone"
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+@pytest.mark.parametrize("example", SYNC_EXAMPLES, ids=[path.name for path in SYNC_EXAMPLES])
 def test_example_runs_and_says_ok(example: Path) -> None:
-    # The hermetic_aws fixture has already cleared the AWS settings the child inherits.
-    result = subprocess.run(
-        [sys.executable, str(example)],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=120,
-        cwd=example.parent.parent,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    last_line = result.stdout.strip().splitlines()[-1]
-    assert last_line.startswith("ok:"), result.stdout
+    run_example(example)

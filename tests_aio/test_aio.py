@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -36,8 +34,7 @@ from botocreds import (
     RequestPathMint,
 )
 from botocreds._scheduler import Scheduler
-
-from ._fakes import FakeClock, JobQueue, ScriptedFetcher, Target, refreshable
+from tests._fakes import FakeClock, JobQueue, ScriptedFetcher, Target, refreshable
 
 LIFETIME = 3600.0
 
@@ -528,22 +525,10 @@ class TestBadInput:
             AioRefresher(deferred, policy="fast")  # type: ignore[arg-type]
 
 
-def test_importing_botocreds_imports_no_asyncio_machinery() -> None:
-    code = (
-        "import sys, botocreds\n"
-        "loaded = [m for m in ('asyncio', 'aiobotocore', 'aiohttp', 'botocreds._aioloop') "
-        "if m in sys.modules]\n"
-        "print(','.join(loaded))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_mints_on_an_event_loop_of_its_own() -> None:
     from botocreds import _aioloop
-
-    from .test_resilience import FORK_POLICY, CountingFetch, in_child
+    from tests.test_resilience import FORK_POLICY, CountingFetch, in_child
 
     fetch = CountingFetch("AIOFORK", 2.0)
 
@@ -573,24 +558,6 @@ def test_a_forked_child_mints_on_an_event_loop_of_its_own() -> None:
         assert report["new_loop"] and "botocreds-aio" in report["threads"], report
         assert str(report["served"]).startswith("ASIAAIOFORK")
         assert _aioloop._runner.loop() is parent_loop, "the parent keeps its loop"
-
-
-def test_botocreds_works_where_aiobotocore_cannot_be_imported() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['aiobotocore'] = None  # as if it were not installed\n"
-        "import boto3, botocreds\n"
-        "client = boto3.client('sts', region_name='us-east-1', aws_access_key_id='AKIAX',\n"
-        "                      aws_secret_access_key='secret')\n"
-        "with botocreds.attach(client) as handle:\n"
-        "    print(type(handle.credentials).__name__)\n"
-        "try:\n"
-        "    botocreds.AioRefresher(object())\n"
-        "except TypeError as error:\n"
-        "    print('TypeError', 'aiobotocore' in str(error))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["BackgroundCredentials", "TypeError", "True"], out.stderr
 
 
 def test_aio_refreshers_share_a_set_through_a_file_cache(tmp_path: Any) -> None:

@@ -30,10 +30,9 @@ from botocreds import (
     RefreshPolicy,
     RequestPathMint,
 )
-
-from ._fakes import FakeClock
-from ._process_creds import MakeProcessProfile
-from ._rejecting import RejectingEndpoint
+from tests._fakes import FakeClock
+from tests._process_creds import MakeProcessProfile
+from tests._rejecting import RejectingEndpoint
 
 pytestmark = pytest.mark.integration
 
