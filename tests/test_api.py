@@ -295,13 +295,16 @@ def _owner_of(client: BaseClient) -> botocreds.Refresher:
 class TestLocking:
     def test_a_collected_client_gives_its_use_back_without_taking_a_lock(self) -> None:
         # The finalizer may run inside a collection on a thread that holds
-        # botocreds locks; it must only queue the release.
+        # botocreds locks; it must only queue the release. Holding the drain
+        # lock as well keeps the scheduler thread, whose housekeeping drains the
+        # queue at any moment (on Python 3.13 right after attach() starts it),
+        # from applying the release before it has been seen queued.
         credentials, _ = _live_credentials()
         client = session_with(credentials).client("s3")
         handle = botocreds.attach(client)
         refresher = handle.refresher
         del handle
-        with refresher._cond, _attach._registry_lock:
+        with refresher._cond, _attach._registry_lock, _attach._drain_lock:
             done = threading.Event()
 
             def collect() -> None:
@@ -313,9 +316,11 @@ class TestLocking:
             collector = threading.Thread(target=collect)
             collector.start()
             assert done.wait(10), "the finalizer blocked on a lock"
-        collector.join(10)
-        assert not refresher.closed, "released later, outside the collection"
+            collector.join(10)
+            assert list(_attach._pending_releases) == [refresher], "queued by the finalizer"
+            assert not refresher.closed, "released later, outside the collection"
         _attach._drain_releases()
+        assert not _attach._pending_releases
         assert refresher.closed
 
     def test_a_slow_first_mint_does_not_hold_up_attach_of_another_source(self) -> None:
