@@ -41,8 +41,6 @@ DELAY = 0.6
 #: Refresh at 40-50 % of the lifetime: a mint lands more than a second before expiry,
 #: even on a slow machine, and before the 1 s floor, so the hot path never leaves its lane.
 POLICY = botocreds.RefreshPolicy(fraction=0.5, floor=1.0, jitter=0.1, min_interval=0.2)
-#: No request may take this long: far less than one fetch.
-LATENCY_BOUND = 0.8 * DELAY
 REQUEST_THREADS = 8
 PACE = 0.05  # between two requests of one thread
 MINT_THREAD = "botocreds-mint-"
@@ -252,7 +250,10 @@ def test_eight_request_threads_never_wait_for_a_slow_short_lived_source(
     source = DeferredRefreshableCredentials(refresh_using=fetcher, method="test-process")
     wire = Wire()
 
-    refresher = botocreds.Refresher(source, policy=POLICY, name="slow-process")
+    events: list[botocreds.RefreshEvent] = []
+    refresher = botocreds.Refresher(
+        source, policy=POLICY, name="slow-process", reporter=events.append
+    )
     # The one fetch allowed on this thread: the eager first mint, in the constructor.
     assert fetcher.fetches == [Fetch(threading.current_thread().name, in_request=False)]
     with refresher:
@@ -282,9 +283,12 @@ def test_eight_request_threads_never_wait_for_a_slow_short_lived_source(
     assert len({signed.key for signed in requests}) >= 3
     assert_never_expired(wire.since(0.0), issued)
 
-    # Latency: no request waited for a fetch.
+    # No request waited for a fetch. A request waits only when it finds its
+    # credentials expired, and every such wait is reported as RequestPathMint.
+    # (How long requests take is the benchmark's to show, not a bound to assert
+    # on a busy machine.)
     assert len(load.latencies) >= REQUEST_THREADS * 10
-    assert max(load.latencies) < LATENCY_BOUND, sorted(load.latencies)[-5:]
+    assert not [event for event in events if isinstance(event, botocreds.RequestPathMint)]
 
 
 def test_ten_clients_of_a_wrapped_session_share_about_one_fetch_per_lifetime(
