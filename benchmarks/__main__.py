@@ -1,7 +1,9 @@
 """``python -m benchmarks``: run every scenario, print one summary line each, write RESULTS.md.
 
 ``--quick`` runs a short version of everything (about a minute); ``--only 2 4``
-runs some scenarios. ``python -m benchmarks.hot_path`` still runs the
+runs some scenarios. Only a full run writes ``RESULTS.md`` and the plots next to
+the code: a quick run writes them only with ``--write``, and ``--no-write``
+keeps a full run from writing. ``python -m benchmarks.hot_path`` still runs the
 hot-path benchmark alone with its detailed text report.
 """
 
@@ -18,6 +20,7 @@ import botocreds
 from . import (
     fan_out,
     hot_path,
+    import_time,
     many_clients,
     outage,
     results,
@@ -39,6 +42,7 @@ SCENARIOS: dict[int, Scenario] = {
     6: outage.run,
     7: shared_cache.run,
     8: tail_latency_async.run,
+    9: import_time.run,
 }
 
 
@@ -59,11 +63,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only these scenarios",
     )
     parser.add_argument(
-        "--no-write",
-        action="store_true",
-        help="write nothing next to the code: no RESULTS.md, plots in a temporary directory",
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "write RESULTS.md and the plots next to the code (the default for a full run); "
+            "--no-write keeps them in a temporary directory (the default for --quick)"
+        ),
     )
     return parser.parse_args(argv)
+
+
+def writes_results(args: argparse.Namespace) -> bool:
+    """Whether this run replaces the committed RESULTS.md and plots."""
+    return bool(args.write) if args.write is not None else not args.quick
 
 
 def run_one(number: int, quick: bool) -> ScenarioResult:
@@ -80,7 +93,8 @@ def run_one(number: int, quick: bool) -> ScenarioResult:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen scenarios in order and report."""
     args = parse_args(argv)
-    if args.no_write:
+    write = writes_results(args)
+    if not write:
         send_plots_to(Path(tempfile.mkdtemp(prefix="botocreds-bench-")))
     chosen = args.only or sorted(SCENARIOS)
     mode = "quick" if args.quick else "full"
@@ -92,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done.append(result)
         print(f"[{number}] {result.summary}  ({result.seconds:.1f} s)", flush=True)
     total = time.perf_counter() - started
-    if not args.no_write:
+    if write:
         results.write(done, mode, total)
         print(f"wrote {results.RESULTS}")
     print(f"total {total:.1f} s")

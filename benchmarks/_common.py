@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 
 REGION = "us-east-1"
 OUT_DIR = Path(__file__).resolve().parent
-#: Where plots go; a throwaway directory when the run writes nothing (--no-write).
+#: Where plots go; a throwaway directory when the run writes nothing next to the code.
 _plot_dir: list[Path] = [OUT_DIR]
 
 
