@@ -93,15 +93,16 @@ def main() -> int:
                 )
                 time.sleep(0.5)
 
-    # assume_role.threads[0] is the first fetch, made by Refresher() above.
-    refreshes = refresher.mint_count - 1
-    on_request_threads = sum(
-        1 for name in assume_role.threads[1:] if not name.startswith("botocreds-mint-")
-    )
+    # assume_role.threads[0] is the first fetch, made by Refresher() above, before any request.
+    later = assume_role.threads[1:]
+    by_background = sum(1 for name in later if name.startswith("botocreds-mint-"))
+    on_request_threads = len(later) - by_background
+    refreshes = refresher.mint_count - 1  # new credentials published after the first set
     ok = refreshes >= 2 and on_request_threads == 0
     print(
-        f"{'ok' if ok else 'FAILED'}: {requests} requests, {refreshes} refreshes, "
-        f"{on_request_threads} fetches on request threads"
+        f"{'ok' if ok else 'FAILED'}: {requests} requests; {len(assume_role.threads)} fetches: "
+        f"1 at startup, {by_background} by the background thread, "
+        f"{on_request_threads} on request threads; {refreshes} refreshes"
     )
     return 0 if ok else 1
 
