@@ -1,0 +1,73 @@
+"""tox plugin: find the interpreters that pyenv has installed but not activated.
+
+tox looks for ``python3.10`` and its siblings on ``PATH``. pyenv puts a shim
+for every version it has there, but a shim of a version that is not active
+exits with "command not found", so a machine with all four Pythons would
+still fail to find three. Before any environment is created, this links
+``.tox/interpreters/python3.X`` to the newest installed patch release of each
+``python_requires`` version whose command does not run, and puts that
+directory first on ``PATH``. It holds nothing else, so an interpreter that
+runs the ordinary way is never shadowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from tox.config.sets import CoreConfigSet
+from tox.plugin import impl
+from tox.session.state import State
+
+VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+
+
+def _runs(command: str) -> bool:
+    found = shutil.which(command)
+    if found is None:
+        return False
+    try:
+        done = subprocess.run([found, "-c", "pass"], capture_output=True, timeout=30, check=False)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def _patch_level(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.name))
+
+
+def _pyenv_bin(version: str) -> Path | None:
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [
+        path
+        for path in root.glob(f"{version}.*")
+        if re.fullmatch(rf"{re.escape(version)}\.\d+", path.name)
+        and (path / "bin" / f"python{version}").is_file()
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=_patch_level) / "bin"
+
+
+LINKS = Path(__file__).resolve().parent / ".tox" / "interpreters"
+
+
+@impl
+def tox_add_core_config(core_conf: CoreConfigSet, state: State) -> None:
+    for version in VERSIONS:
+        command = f"python{version}"
+        link = LINKS / command
+        if link.is_symlink() and not link.exists():  # the version it named was uninstalled
+            link.unlink()
+        if link.exists() or _runs(command):
+            continue
+        directory = _pyenv_bin(version)
+        if directory is not None:
+            LINKS.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(directory / command)
+    if LINKS.is_dir():
+        os.environ["PATH"] = os.pathsep.join([str(LINKS), os.environ.get("PATH", "")])
