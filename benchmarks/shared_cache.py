@@ -6,8 +6,8 @@ lifetimes, reading their credentials all the while. The source is slow (it
 sleeps like an STS call) and appends a line to a counter file for every call,
 so the parent counts calls across all processes. Three tiers are compared:
 none (each process calls the source), ``FileCache`` (one host) and
-``RedisCache`` (a real ``redis-server`` on a free loopback port; the tier is
-left out, with the reason printed, when the server is not installed).
+``RedisCache`` (a real Redis server on a free loopback port; the tier is
+left out, with the reason printed, when there is no server binary).
 """
 
 from __future__ import annotations

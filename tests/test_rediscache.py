@@ -60,7 +60,7 @@ def _free_port() -> int:
 
 @dataclass
 class RedisServer:
-    """A redis-server process on loopback, with no persistence, in its own directory."""
+    """A Redis server process on loopback, with no persistence, in its own directory."""
 
     directory: Path
     port: int = 0
@@ -110,7 +110,7 @@ class RedisServer:
             self.stop()
             time.sleep(0.2)
         tail = self.log.read_text(errors="replace")[-2000:]
-        pytest.fail(f"redis-server did not answer PING on port {self.port}; its log:\n{tail}")
+        pytest.fail(f"the Redis server did not answer PING on port {self.port}; its log:\n{tail}")
 
     def _wait_ready(self) -> bool:
         assert self.process is not None
@@ -156,13 +156,13 @@ def _running(directory: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the module's tests (each test uses its own prefix)."""
+    """One Redis server for the module's tests (each test uses its own prefix)."""
     yield from _running(tmp_path_factory.mktemp("redis"))
 
 
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A redis-server for one test, which may kill it."""
+    """A Redis server for one test, which may kill it."""
     yield from _running(tmp_path_factory.mktemp("redis-own"))
 
 
