@@ -289,6 +289,15 @@ def test_eight_request_threads_never_wait_for_a_slow_short_lived_source(
     # on a busy machine.)
     assert len(load.latencies) >= REQUEST_THREADS * 10
     assert not [event for event in events if isinstance(event, botocreds.RequestPathMint)]
+    # ...and the reporter was listening: it saw every background mint succeed.
+    wait_until(
+        lambda: (
+            sum(isinstance(event, botocreds.RefreshSucceeded) for event in events)
+            >= len(background)
+        ),
+        10.0,
+        "the reporter's RefreshSucceeded events",
+    )
 
 
 def test_ten_clients_of_a_wrapped_session_share_about_one_fetch_per_lifetime(
