@@ -53,21 +53,21 @@ def _pyenv_bin(version: str) -> Path | None:
     return max(candidates, key=_patch_level) / "bin"
 
 
+#: Beside tox's default work directory, which this project does not change.
 LINKS = Path(__file__).resolve().parent / ".tox" / "interpreters"
 
 
 @impl
 def tox_add_core_config(core_conf: CoreConfigSet, state: State) -> None:
+    # Made anew on every run, so that a version pyenv has since activated, upgraded
+    # or removed is never shadowed by a link from an earlier run.
+    for stale in LINKS.glob("python*") if LINKS.is_dir() else []:
+        stale.unlink()
     for version in VERSIONS:
         command = f"python{version}"
-        link = LINKS / command
-        if link.is_symlink() and not link.exists():  # the version it named was uninstalled
-            link.unlink()
-        if link.exists() or _runs(command):
-            continue
-        directory = _pyenv_bin(version)
+        directory = None if _runs(command) else _pyenv_bin(version)
         if directory is not None:
             LINKS.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(directory / command)
+            (LINKS / command).symlink_to(directory / command)
     if LINKS.is_dir():
         os.environ["PATH"] = os.pathsep.join([str(LINKS), os.environ.get("PATH", "")])

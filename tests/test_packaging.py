@@ -1,6 +1,6 @@
 """The oldest-dependencies environment tests the floors that ``install_requires`` declares.
 
-``tox -e floor`` installs ``tests/floor-constraints.txt`` and sets
+``tox -e floor`` constrains every install to ``tests/floor-constraints.txt`` and sets
 ``BOTOCREDS_TEST_FLOOR``; every other environment runs whatever the
 resolver picks within ``install_requires``.
 """
