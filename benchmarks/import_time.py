@@ -75,7 +75,13 @@ def run(quick: bool) -> ScenarioResult:
         number=9,
         title="Import time",
         summary=summary,
-        description=__doc__ or "",
+        description=(
+            "Each round starts one fresh interpreter per statement, in an order that rotates "
+            "between rounds; an empty interpreter (`pass`) is measured the same way and "
+            "subtracted. Figures are medians, after one warm-up round that fills the bytecode "
+            "caches. botocreds is loaded into every process, so its import should cost little "
+            "beyond the botocore it needs anyway."
+        ),
         tables=[
             markdown_table(
                 ["statement", "ms, whole process", "ms, net of the interpreter", "vs botocore"],

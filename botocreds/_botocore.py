@@ -2,9 +2,10 @@
 
 botocore offers no public way to swap a client's credentials, so botocreds
 reaches into a few private attributes. Each access is a small function here,
-and ``tests/test_botocore_seams.py`` checks every one against the installed
-botocore, so an upgrade that moves something fails loudly in the test suite
-instead of quietly in production.
+and ``tests/test_botocore_seams.py`` (``tests_aio/test_aiobotocore_seams.py``
+for aiobotocore) checks every one against the installed release, so an
+upgrade that moves something fails loudly in the test suite instead of
+quietly in production.
 """
 
 from __future__ import annotations

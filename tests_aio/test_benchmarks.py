@@ -33,4 +33,4 @@ def test_the_quick_benchmark_runs_every_scenario_and_writes_nothing_next_to_the_
     assert [line[:3] for line in summaries] == [f"[{n}]" for n in range(1, 10)], done.stdout
     assert "fetches on request threads: botocreds 0" in done.stdout
     assert "wrote" not in done.stdout
-    assert _digests() == before, "a quick run left the committed results and plots as they were"
+    assert _digests() == before, "a quick run changed the committed results or plots"
