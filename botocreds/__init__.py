@@ -11,6 +11,7 @@ expiry. No request waits for STS while valid credentials exist.
 """
 
 from ._aiocredentials import AioBackgroundCredentials
+from ._aiorefresher import AioRefresher
 from ._attach import Attachment, attach, shutdown, wrap
 from ._breaker import BreakerState
 from ._credentials import BackgroundCredentials
@@ -31,7 +32,8 @@ from ._filecache import FileCache
 from ._metrics import opentelemetry_reporter, prometheus_reporter
 from ._policy import RefreshPolicy
 from ._rediscache import RedisCache
-from ._refresher import AioRefresher, Refresher, Swapper, health
+from ._refresher import Refresher, Swapper
+from ._runtime import health
 from ._status import RefresherStatus
 from ._sts import assume_role, from_fetcher, web_identity
 from ._version import __version__

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.credentials import ReadOnlyCredentials
@@ -30,8 +28,13 @@ from ._errors import CredentialsUnavailable
 if TYPE_CHECKING:
     import asyncio
 
-    from ._refresher import Accept, _RefresherBase
     from ._snapshot import Snapshot
+
+logger = logging.getLogger("botocreds")
+#: A refresher, seen from here: the runtime, which this module does not import.
+Owner = Any
+#: Decides whether a snapshot, at a wall-clock time, is the one a waiter wants.
+Accept = Callable[["Snapshot", float], bool]
 
 
 class AioBackgroundCredentials(SnapshotCredentials):
@@ -56,10 +59,10 @@ class AioBackgroundCredentials(SnapshotCredentials):
         snapshot = self._snapshot
         if self._clock() < snapshot.fresh_until:
             return snapshot.frozen
-        owner: _RefresherBase = self._owner  # type: ignore[assignment]
-        frozen = owner._serve_valid(snapshot, on_loop=True)
+        owner: Owner = self._owner
+        frozen = owner._serve_valid(on_loop=True)
         if frozen is not None:
-            return frozen
+            return cast(ReadOnlyCredentials, frozen)
         return await wait_for_fresh(owner)
 
     async def get_account_id(self) -> str | None:
@@ -83,15 +86,15 @@ class AioBackgroundCredentials(SnapshotCredentials):
         return self.get_account_id
 
     def _current(self) -> ReadOnlyCredentials:
-        owner: _RefresherBase = self._owner  # type: ignore[assignment]
-        frozen = owner._serve_valid(self._snapshot, on_loop=True)
+        owner: Owner = self._owner
+        frozen = owner._serve_valid(on_loop=True)
         if frozen is None:
             raise CredentialsUnavailable(
                 source=owner.name,
                 reason="the credentials expired: await get_frozen_credentials() "
                 "to wait for the next set",
             )
-        return frozen
+        return cast(ReadOnlyCredentials, frozen)
 
     @property
     def access_key(self) -> str:
@@ -130,9 +133,9 @@ class AioBackgroundCredentials(SnapshotCredentials):
         read_only("account_id", "AioBackgroundCredentials")
 
 
-async def wait_for_fresh(owner: _RefresherBase) -> ReadOnlyCredentials:
+async def wait_for_fresh(owner: Owner) -> ReadOnlyCredentials:
     """Expired: await (bounded) one single-flight mint; never sign with the old set."""
-    started = time.monotonic()
+    started = owner._monotonic()
     succeeded = False
     try:
         snapshot = await await_mint(
@@ -141,27 +144,24 @@ async def wait_for_fresh(owner: _RefresherBase) -> ReadOnlyCredentials:
         succeeded = True
         return snapshot.frozen
     finally:
-        owner._report_request_path_mint(started, succeeded, later=True)
+        owner._report_request_path_mint(started, succeeded)
 
 
-async def invalidate(owner: _RefresherBase, error_code: str, rejected: Snapshot | None) -> bool:
-    """The async twin of ``_RefresherBase._invalidate``: the wait does not block the loop."""
-    started = time.monotonic()
-    accept = owner._replacement_for(rejected)
+async def invalidate(owner: Owner, error_code: str, rejected_key: str | None) -> bool:
+    """The async twin of the runtime's ``_invalidate``: the wait does not block the loop."""
+    started = owner._monotonic()
+    accept = owner._replacement_for(rejected_key)
     retried = accept is None
     if accept is not None:
         try:
-            await await_mint(owner, accept, owner._rejected_situation(error_code), paced=True)
+            await await_mint(owner, accept, owner._rejected_situation(error_code))
             retried = True
         except CredentialsUnavailable as error:
-            # Logged from a mint thread: log handlers do not run on the loop.
-            owner._scheduler.hand_off(partial(_log_warning, str(error)))
-    owner._report_invalidation(error_code, started, retried, later=True)
+            # Logged on the delivery thread: log handlers do not run on the loop.
+            reason = str(error)
+            owner._scheduler.delivery.submit(lambda: logger.warning("botocreds: %s", reason))
+    owner._report_invalidation(error_code, started, retried)
     return retried
-
-
-def _log_warning(message: str) -> None:
-    logging.getLogger("botocreds").warning("botocreds: %s", message)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -169,9 +169,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def await_mint(
-    owner: _RefresherBase, accept: Accept, situation: str, *, paced: bool = False
-) -> Snapshot:
+async def await_mint(owner: Owner, accept: Accept, situation: str) -> Snapshot:
     """Drive the refresher's waiting logic from a coroutine, without blocking its loop."""
     import asyncio
 
@@ -197,7 +195,7 @@ async def await_mint(
 
         return wake
 
-    steps = owner._mint_steps(accept, situation, paced=paced, arm=arm, on_loop=True)
+    steps = owner._mint_steps(accept, situation, arm=arm, on_loop=True)
     try:
         timeout = next(steps)
         while True:

@@ -20,18 +20,16 @@ from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 from . import _botocore
+from ._aiorefresher import AioRefresher
 from ._cache import SharedCache, check_cache
+from ._checks import not_a_client_hint
 from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
-from ._refresher import (
-    AioRefresher,
-    Refresher,
-    _RefresherBase,
-    install_reactive_retry,
-    not_a_client_hint,
-)
+from ._reactive import install_reactive_retry
+from ._refresher import Refresher
+from ._runtime import RefresherRuntime as _RefresherBase
 from ._scheduler import add_housekeeping, all_schedulers
 
 SessionT = TypeVar("SessionT")

@@ -1,44 +1,53 @@
 """One scheduler thread for every refresher in the process, and a small mint pool.
 
-The scheduler keeps a heap of "refresher X is due at time T" entries and sleeps
-until the earliest. When one is due it calls the refresher's ``_on_due``, which
-decides (breaker, backoff) and hands the slow fetch to the mint pool, so one
-slow or hung source never delays another.
+The scheduler keeps a heap of "refresher X wants a look at time T" entries and
+sleeps until the earliest. When one is due it calls the refresher's
+``_on_due``, which decides (a pure transition) and hands any slow fetch to the
+mint pool, so one slow or hung source never delays another. It never runs a
+reporter: events go to the delivery thread.
 
-Times are wall-clock epoch seconds, because credential expiry is wall-clock
-time. The thread re-reads the clock at least every ``max_sleep`` seconds, so a
-suspended process (a Lambda freeze, a laptop sleep) or a clock jump never
-leaves it asleep past a refresh.
+Times are monotonic seconds: a wall-clock step in either direction moves no
+deadline. Expiry is wall-clock time, so a refresher converts "refresh at wall
+time W" into a monotonic look when it schedules, and the thread notices a
+wall-clock step (or a suspend, which the monotonic clock does not count) at
+its next wake-up, at most ``max_sleep`` seconds away, and asks every
+refresher to look again.
 
 The scheduler holds its refreshers weakly: a refresher lives as long as a
-client, session, attachment or user holds it, and one that nobody can reach any
-more simply drops out. The thread starts with the first scheduled refresher
-and exits when the last one closes or is collected. After ``fork()`` the child
-gets fresh locks, an empty pool and a new thread on first need; the parent is
-unaffected.
+client, session, attachment or user holds it. The thread starts with the first
+scheduled refresher and exits when the last one closes or is collected. A
+forked child gets fresh locks and an empty pool, and its threads start on
+first use, never inside the at-fork handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
-import os
+import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
+
+from ._delivery import Delivery
+from ._forksafe import on_fork_in_child, renew_after_fork
 
 logger = logging.getLogger("botocreds")
 
 Job = Callable[[], None]
+OnError = Callable[[BaseException], None]
 
-#: The longest the scheduler sleeps without re-reading the wall clock.
+#: The longest the scheduler sleeps without re-reading the clocks.
 MAX_SLEEP = 60.0
-#: The most mints that run at the same time in one process.
+#: The most mints that run at the same time in one process (waiting ones aside).
 MAX_MINT_WORKERS = 8
+#: A wall-clock step (or a suspend) larger than this makes every refresher look again.
+CLOCK_STEP = 1.0
 
 
 class Schedulable(Protocol):
@@ -46,15 +55,15 @@ class Schedulable(Protocol):
 
     def _on_due(self, now: float) -> None: ...
 
-    def _after_fork_in_child(self) -> None: ...
-
 
 class MintPool:
     """A bounded pool of mint threads that exist only while there is work.
 
     A worker exits as soon as the queue is empty, so an idle process has no
-    mint threads at all, and the thread count returns to its baseline after
-    every burst of mints.
+    mint threads at all. A worker that waits for another refresher's mint (a
+    role chain: the child's fetch needs its parent's credentials) gives its
+    slot up while it waits, so chained mints can never fill the pool and
+    starve the very mint they wait for.
     """
 
     def __init__(self, max_workers: int = MAX_MINT_WORKERS) -> None:
@@ -66,21 +75,51 @@ class MintPool:
         self._names = itertools.count(1)
 
     def submit(self, job: Job) -> None:
-        """Run ``job`` on a mint thread, starting one if fewer than the maximum run."""
+        """Run ``job`` on a mint thread; raises if no thread can be started for it."""
         with self._lock:
             self._queue.append(job)
             if self._workers >= self._max_workers:
                 return
             self._workers += 1
-            name = f"botocreds-mint-{next(self._names)}"
         try:
-            threading.Thread(target=self._work, name=name, daemon=True).start()
+            self._start_worker()
         except BaseException:
             with self._lock:
                 self._workers -= 1
                 if job in self._queue:
                     self._queue.remove(job)
             raise
+
+    def _start_worker(self) -> None:
+        name = f"botocreds-mint-{next(self._names)}"
+        threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _top_up(self) -> None:
+        # One more worker if work waits and a slot is free; a failed start is logged.
+        with self._lock:
+            if not self._queue or self._workers >= self._max_workers:
+                return
+            self._workers += 1
+        try:
+            self._start_worker()
+        except BaseException:
+            with self._lock:
+                self._workers -= 1
+            logger.warning("botocreds: could not start a mint thread; queued mints wait")
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        # On one of this pool's workers: its slot is free while it waits.
+        with self._lock:
+            self._workers -= 1
+        _worker.pool = None
+        self._top_up()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._workers += 1  # may briefly exceed the maximum
+            _worker.pool = self
 
     def disown(self, thread: threading.Thread) -> None:
         """Stop counting ``thread``, stuck in a hung job, against the maximum.
@@ -93,14 +132,11 @@ class MintPool:
                 return
             self._disowned.add(thread)
             self._workers -= 1
-            if not self._queue or self._workers >= self._max_workers:
-                return
-            self._workers += 1
-            name = f"botocreds-mint-{next(self._names)}"
-        threading.Thread(target=self._work, name=name, daemon=True).start()
+        self._top_up()
 
     def _work(self) -> None:
         me = threading.current_thread()
+        _worker.pool = self
         while True:
             with self._lock:
                 if me in self._disowned:
@@ -115,13 +151,7 @@ class MintPool:
             except BaseException:  # a job records its own failures; this is a backstop
                 logger.exception("botocreds: a mint job raised")
 
-    def _before_fork(self) -> None:
-        self._lock.acquire()
-
-    def _after_fork_in_parent(self) -> None:
-        self._lock.release()
-
-    def _after_fork_in_child(self) -> None:
+    def _reset_in_child(self) -> None:
         # The workers did not survive the fork; their queued jobs belong to the
         # parent. Refreshers reset their own single-flight state.
         self._lock = threading.Lock()
@@ -130,28 +160,54 @@ class MintPool:
         self._disowned.clear()
 
 
+class _Worker(threading.local):
+    pool: MintPool | None = None
+
+
+#: The pool whose counted worker the current thread is, if any.
+_worker = _Worker()
+
+
+@contextlib.contextmanager
+def waiting_for_another_mint() -> Iterator[None]:
+    """Around a wait for another refresher's mint: free this mint thread's pool slot.
+
+    A no-op on any thread that is not a counted mint worker (a request thread).
+    """
+    pool = _worker.pool
+    if pool is None:
+        yield
+        return
+    with pool._waiting():
+        yield
+
+
 class Scheduler:
     """Runs refreshers when they are due, on one daemon thread for the whole process.
 
-    ``clock`` returns wall-clock epoch seconds. ``dispatch`` runs a mint job off
-    the scheduler thread (the mint pool by default). With ``autostart=False``
-    no thread is started and a test drives the scheduler with
-    :meth:`run_pending`, under a fake clock.
+    ``clock`` returns monotonic seconds, and ``wall`` epoch seconds (used only
+    to notice a wall-clock step). ``dispatch`` runs a mint job off the
+    scheduler thread (the mint pool by default). With ``autostart=False`` no
+    thread is started, events are delivered inline, and a test drives the
+    scheduler with :meth:`run_pending`, under a fake clock.
     """
 
     def __init__(
         self,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         dispatch: Callable[[Job], None] | None = None,
         *,
         autostart: bool = True,
         max_sleep: float = MAX_SLEEP,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        self._clock = clock
-        self._pool = MintPool()
-        self._dispatch = dispatch if dispatch is not None else self._pool.submit
+        self.clock = clock
+        self._wall = wall
+        self.pool = MintPool()
+        self._dispatch = dispatch if dispatch is not None else self.pool.submit
         self._autostart = autostart
         self._max_sleep = max_sleep
+        self.delivery = Delivery(inline=not autostart)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._heap: list[tuple[float, int, weakref.ref[Schedulable]]] = []
@@ -160,7 +216,7 @@ class Scheduler:
         self._members: weakref.WeakSet[Schedulable] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
         self._generation = 0
-        self._handed_off: deque[Job] = deque()  # jobs the thread passes on to the pool
+        self._handed_off: deque[tuple[Job, OnError]] = deque()
         _schedulers.add(self)
 
     # -- membership -------------------------------------------------------
@@ -177,11 +233,7 @@ class Scheduler:
             self._stop_if_idle()
 
     def prune(self) -> None:
-        """Stop the thread now if no refresher is left (some may have been collected).
-
-        Without this, a thread whose last refresher was garbage-collected exits
-        at its next wake-up, within ``max_sleep``.
-        """
+        """Stop the thread now if no refresher is left (some may have been collected)."""
         with self._lock:
             self._stop_if_idle()
 
@@ -199,17 +251,28 @@ class Scheduler:
             return list(self._members)
 
     # -- scheduling -------------------------------------------------------
-    def schedule(self, target: Schedulable, when: float) -> None:
-        """Make ``target`` due at ``when``, replacing any earlier entry for it."""
+    def schedule(self, target: Schedulable, when: float, *, start: bool = True) -> None:
+        """Make ``target`` due at monotonic ``when``, replacing any earlier entry for it.
+
+        ``start=False`` (in an at-fork handler) records the entry but starts no
+        thread; :meth:`ensure_running` does, on first use.
+        """
         with self._lock:
             if target not in self._members:
                 return
             sequence = next(self._sequence)
             self._due[target] = sequence
             heapq.heappush(self._heap, (when, sequence, weakref.ref(target)))
-            self._ensure_thread()
+            if start:
+                self._ensure_thread()
             if self._heap[0][1] == sequence:
                 self._wakeup.notify_all()
+
+    def ensure_running(self) -> None:
+        """Start the thread if refreshers wait for it (after a fork, or a failed start)."""
+        with self._lock:
+            if self._heap or self._handed_off:
+                self._ensure_thread()
 
     def cancel(self, target: Schedulable) -> None:
         """Forget ``target``'s pending entry, if any."""
@@ -217,7 +280,7 @@ class Scheduler:
             self._due.pop(target, None)
 
     def due_at(self, target: Schedulable) -> float | None:
-        """When ``target`` is next due, or ``None``."""
+        """When (monotonic) ``target`` is next due, or ``None``."""
         with self._lock:
             sequence = self._due.get(target)
             if sequence is None:
@@ -225,25 +288,28 @@ class Scheduler:
             return next(when for when, seq, _ in self._heap if seq == sequence)
 
     def dispatch(self, job: Job) -> None:
-        """Run a mint job off the scheduler thread."""
+        """Run a mint job off the scheduler thread; raises if it cannot be started."""
         self._dispatch(job)
 
-    def hand_off(self, job: Job) -> None:
+    def hand_off(self, job: Job, on_error: OnError) -> None:
         """Like :meth:`dispatch`, but the scheduler thread passes ``job`` to the pool.
 
-        For callers on an event loop. Starting a mint thread waits for that
-        thread to take the GIL, milliseconds on a busy machine; here the caller
-        only queues the job and notifies a condition. Without a running
-        scheduler thread (no open refresher, or a test driving the scheduler by
-        hand) the job is dispatched directly.
+        For callers on an event loop: starting a mint thread waits for that
+        thread to take the GIL, milliseconds on a busy machine; here the
+        caller only queues the job and notifies a condition. If the job cannot
+        be started, ``on_error`` is called with the error. Without a running
+        scheduler thread the job is dispatched directly.
         """
         with self._lock:
             running = self._autostart and self._thread is not None and self._thread.is_alive()
             if running:
-                self._handed_off.append(job)
+                self._handed_off.append((job, on_error))
                 self._wakeup.notify_all()
                 return
-        self._dispatch(job)
+        try:
+            self._dispatch(job)
+        except BaseException as error:
+            on_error(error)
 
     def _pass_on_handed_off(self) -> None:
         # On the scheduler thread, no lock held while dispatching.
@@ -251,19 +317,22 @@ class Scheduler:
             with self._lock:
                 if not self._handed_off:
                     return
-                job = self._handed_off.popleft()
+                job, on_error = self._handed_off.popleft()
             try:
                 self._dispatch(job)
-            except Exception:
-                logger.exception("botocreds: a handed-off job could not be dispatched")
+            except BaseException as error:
+                try:
+                    on_error(error)
+                except Exception:
+                    logger.exception("botocreds: a handed-off job could not be failed")
 
     def disown(self, thread: threading.Thread) -> None:
         """A mint thread is stuck in a hung fetch: free its pool slot for other sources."""
-        self._pool.disown(thread)
+        self.pool.disown(thread)
 
     def run_pending(self) -> float | None:
         """Run every entry that is due now; return when the next one is due."""
-        now = self._clock()
+        now = self.clock()
         ready: list[Schedulable] = []
         with self._lock:
             while True:
@@ -283,6 +352,15 @@ class Scheduler:
                 logger.exception("botocreds: a refresher failed while due")
         return None if head is None else head[0]
 
+    def look_again(self) -> None:
+        """Have every refresher look now: the wall clock stepped, or the process slept."""
+        now = self.clock()
+        for target in self.members():
+            try:
+                target._on_due(now)
+            except Exception:
+                logger.exception("botocreds: a refresher failed while due")
+
     def _head(self) -> tuple[float, int, weakref.ref[Schedulable]] | None:
         # Lock held. Skips entries replaced by a later schedule(), cancelled, or
         # whose refresher has been collected.
@@ -296,19 +374,26 @@ class Scheduler:
 
     # -- the thread -------------------------------------------------------
     def _ensure_thread(self) -> None:
-        # Lock held.
+        # Lock held. A failed start is logged: the entry stays in the heap, and
+        # the next schedule() or ensure_running() tries again.
         if not self._autostart or not self._members:
             return
         if self._thread is not None and self._thread.is_alive():
             return
         self._generation += 1
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=self._supervise,
             args=(self._generation,),
             name="botocreds-scheduler",
             daemon=True,
         )
-        self._thread.start()
+        try:
+            thread.start()
+        except RuntimeError:
+            self._thread = None
+            logger.warning("botocreds: could not start the scheduler thread; will retry")
+            return
+        self._thread = thread
 
     def _current(self, generation: int) -> bool:
         return generation == self._generation
@@ -328,15 +413,23 @@ class Scheduler:
                         return
                     self._wakeup.wait(1.0)
 
+    def _offset(self) -> float:
+        return self._wall() - self.clock()
+
     def _loop(self, generation: int) -> None:
+        offset = self._offset()
         while True:
             with self._lock:
                 if not self._current(generation):
                     return
             self._pass_on_handed_off()
+            now_offset = self._offset()
+            if abs(now_offset - offset) > CLOCK_STEP:
+                self.look_again()
+            offset = now_offset
             self.run_pending()
             self._pass_on_handed_off()
-            for chore in list(_housekeeping):
+            for chore in _housekeeping:
                 try:
                     chore()
                 except Exception:
@@ -353,7 +446,7 @@ class Scheduler:
                 # lands after run_pending() is seen here rather than missed.
                 timeout = self._max_sleep
                 if head is not None:
-                    timeout = min(timeout, head[0] - self._clock())
+                    timeout = min(timeout, head[0] - self.clock())
                 if timeout > 0 and not self._handed_off:
                     self._wakeup.wait(timeout)
 
@@ -363,16 +456,10 @@ class Scheduler:
         return self._thread
 
     # -- fork ---------------------------------------------------------------
-    def _before_fork(self) -> None:
-        self._lock.acquire()
-        self._pool._before_fork()
-
-    def _after_fork_in_parent(self) -> None:
-        self._pool._after_fork_in_parent()
-        self._lock.release()
-
-    def _after_fork_in_child(self) -> None:
-        self._pool._after_fork_in_child()
+    def _reset_in_child(self) -> None:
+        # No thread here: refreshers re-enter the heap with start=False, and the
+        # first use in the child starts the thread.
+        self.pool._reset_in_child()
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._thread = None
@@ -380,18 +467,11 @@ class Scheduler:
         self._heap.clear()
         self._due.clear()
         self._handed_off.clear()  # the parent's jobs
-        for member in list(self._members):
-            try:
-                member._after_fork_in_child()
-            except Exception:
-                logger.exception("botocreds: a refresher failed to reset after fork")
 
 
 _schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 #: Light tasks the scheduler thread runs on every wake-up, outside all locks.
 _housekeeping: list[Callable[[], None]] = []
-#: The schedulers whose locks the forking thread holds (only those are released).
-_held_for_fork: list[Scheduler] = []
 
 
 def add_housekeeping(chore: Callable[[], None]) -> None:
@@ -399,32 +479,16 @@ def add_housekeeping(chore: Callable[[], None]) -> None:
     _housekeeping.append(chore)
 
 
-def _before_fork() -> None:
-    _held_for_fork[:] = list(_schedulers)
-    for scheduler in _held_for_fork:
-        scheduler._before_fork()
-
-
-def _after_fork_in_parent() -> None:
-    for scheduler in _held_for_fork:
-        scheduler._after_fork_in_parent()
-    _held_for_fork.clear()
-
-
-def _after_fork_in_child() -> None:
-    _held_for_fork.clear()
+def _reset_all_in_child() -> None:
     for scheduler in list(_schedulers):
-        scheduler._after_fork_in_child()
+        scheduler._reset_in_child()
 
 
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
+on_fork_in_child(_reset_all_in_child)
 
 _default: Scheduler | None = None
 _default_lock = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_default_lock", threading.Lock)
 
 
 def default_scheduler() -> Scheduler:

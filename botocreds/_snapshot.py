@@ -59,6 +59,16 @@ class Snapshot:
         return f"Snapshot(access_key={mask_access_key(self.frozen.access_key)!r}, expires={expiry})"
 
 
+def utc_datetime(epoch: float) -> datetime | None:
+    """``epoch`` as an aware UTC datetime; ``None`` for never (``inf``) or out of range."""
+    if math.isnan(epoch) or math.isinf(epoch):
+        return None
+    try:
+        return datetime.fromtimestamp(epoch, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def to_epoch(value: object) -> float:
     """Convert an expiry (ISO 8601 string or datetime) to epoch seconds.
 

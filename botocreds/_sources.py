@@ -14,6 +14,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 
 from . import _botocore
 from ._credentials import SnapshotCredentials
+from ._errors import CredentialsUnavailable
 from ._snapshot import BadAnswer, Snapshot, make_snapshot, snapshot_from_mapping, to_epoch
 
 Clock = Callable[[], float]
@@ -114,3 +115,28 @@ class FactorySource:
         return make_snapshot(
             credentials.get_frozen_credentials(), now=clock(), expires_at=None, floor=floor
         )
+
+
+def refuse_own(credentials: object) -> None:
+    """Refuse credentials that a botocreds refresher already keeps fresh."""
+    if isinstance(credentials, SnapshotCredentials):
+        raise ValueError(
+            "these credentials are already kept fresh by botocreds; "
+            "attach clients to their refresher instead"
+        )
+
+
+def resolved(credentials: Credentials | None, name: str | None) -> Credentials:
+    """The credentials a session resolved: refuses none at all, and botocreds' own."""
+    if credentials is None:
+        raise CredentialsUnavailable(
+            source=name or "session", reason="the session found no credentials"
+        )
+    refuse_own(credentials)
+    return credentials
+
+
+def identity_of(credentials: RefreshableCredentials, stack: str) -> str | None:
+    """A shared-cache identity for botocore or aiobotocore refreshable credentials, if known."""
+    botocore_key = _botocore.fetcher_identity(credentials)
+    return None if botocore_key is None else f"{stack}-{botocore_key}"

@@ -305,7 +305,7 @@ class TestLocking:
         refresher = handle.refresher
         del handle
         # In the library's order: drain lock, registry lock, then the refresher's.
-        with _attach._drain_lock, _attach._registry_lock, refresher._cond:
+        with _attach._drain_lock, _attach._registry_lock, refresher._lock:
             done = threading.Event()
 
             def collect() -> None:

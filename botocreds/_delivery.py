@@ -1,0 +1,118 @@
+"""Events delivered in order, off every thread that does refresh work.
+
+Reporters and log handlers are user code of any speed. The scheduler thread,
+a mint thread folding in its result and an event loop must never run them: a
+reporter that blocks for seconds would delay other sources' refreshes, or
+stall a loop. Events queue here instead, and one delivery thread hands them
+on in the order they were queued, which keeps them in order per refresher.
+The thread exists only while there is something to deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+
+from ._events import RefreshEvent, Reporter, emit
+from ._forksafe import on_fork_in_child
+
+logger = logging.getLogger("botocreds")
+Job = Callable[[], None]
+
+
+class Delivery:
+    """A FIFO of delivery jobs, run on a thread of its own that stops when idle.
+
+    With ``inline=True`` (a scheduler driven by hand, in tests) each job runs
+    at once on the calling thread.
+    """
+
+    def __init__(self, *, inline: bool = False) -> None:
+        self._inline = inline
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue: deque[Job] = deque()
+        self._running = False
+        _deliveries.add(self)
+
+    def deliver(self, event: RefreshEvent, reporter: Reporter | None) -> None:
+        """Log ``event`` and hand it to its reporters, later, on the delivery thread."""
+        self.submit(lambda: emit(event, reporter))
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` behind everything queued before it."""
+        if self._inline:
+            _run(job)
+            return
+        with self._lock:
+            self._queue.append(job)
+            if self._running:
+                return
+            self._running = True
+        try:
+            threading.Thread(target=self._work, name="botocreds-events", daemon=True).start()
+        except BaseException:
+            # No thread now (a pids limit): the job stays queued, and the next
+            # submit() or flush() tries again.
+            with self._lock:
+                self._running = False
+            logger.warning("botocreds: could not start the event thread; events are queued")
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until every queued job has run."""
+        with self._lock:
+            stalled = self._queue and not self._running
+        if stalled:
+            self._restart()
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._queue and not self._running, timeout)
+
+    def _restart(self) -> None:
+        with self._lock:
+            if self._running or not self._queue:
+                return
+            self._running = True
+        try:
+            threading.Thread(target=self._work, name="botocreds-events", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._running = False
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running = False
+                    self._idle.notify_all()
+                    return
+                job = self._queue.popleft()
+            _run(job)
+
+    def _reset_in_child(self) -> None:
+        # The parent's queued events are the parent's: the child delivers none of them.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue.clear()
+        self._running = False
+
+
+def _run(job: Job) -> None:
+    try:
+        job()
+    except Exception:  # emit() already guards reporters; this guards logging itself
+        logger.exception("botocreds: delivering an event failed")
+
+
+#: Every delivery queue alive, reset in a forked child.
+_deliveries: weakref.WeakSet[Delivery] = weakref.WeakSet()
+
+
+def _reset_all_in_child() -> None:
+    for delivery in list(_deliveries):
+        delivery._reset_in_child()
+
+
+on_fork_in_child(_reset_all_in_child)
