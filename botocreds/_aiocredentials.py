@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -135,7 +136,7 @@ class AioBackgroundCredentials(SnapshotCredentials):
 
 async def wait_for_fresh(owner: Owner) -> ReadOnlyCredentials:
     """Expired: await (bounded) one single-flight mint; never sign with the old set."""
-    started = owner._monotonic()
+    started = time.monotonic()
     succeeded = False
     try:
         snapshot = await await_mint(
@@ -149,7 +150,7 @@ async def wait_for_fresh(owner: Owner) -> ReadOnlyCredentials:
 
 async def invalidate(owner: Owner, error_code: str, rejected_key: str | None) -> bool:
     """The async twin of the runtime's ``_invalidate``: the wait does not block the loop."""
-    started = owner._monotonic()
+    started = time.monotonic()
     accept = owner._replacement_for(rejected_key)
     retried = accept is None
     if accept is not None:

@@ -130,11 +130,12 @@ class RefresherRuntime:
         # The eager first mint runs here, on the constructing thread: a source
         # that cannot mint fails now, loudly, rather than on the first request.
         started = self._monotonic()
+        began = time.monotonic()  # durations are real elapsed time
         try:
             snapshot = source.mint(self._clock, policy.floor)
         except Exception as error:
             reason = describe_error(error)
-            duration = self._monotonic() - started
+            duration = time.monotonic() - began
             self._deliver(RefreshFailed(self.name, duration, None, 1, reason))
             raise CredentialsUnavailable(source=self.name, reason=reason) from error
         state, effects = _core.initial(
@@ -144,7 +145,7 @@ class RefresherRuntime:
             mono=started,
             wall=self._clock(),
             sample=self._sample(),
-            duration=self._monotonic() - started,
+            duration=time.monotonic() - began,
         )
         self._state = state
         _runtimes.add(self)
@@ -267,7 +268,7 @@ class RefresherRuntime:
         # KeyboardInterrupt raised inside a fetcher counts as one failed mint;
         # the finally, in the scope that owns the claim, always folds it in.
         outcome: _core.Outcome | None = None
-        started = self._monotonic()
+        started = time.monotonic()
         try:
             with self._lock:
                 live = self._state.claimed == mint
@@ -275,9 +276,9 @@ class RefresherRuntime:
                     self._mint_threads[mint.id] = threading.current_thread()
             if live:
                 snapshot = self._source.mint(self._clock, self._policy.floor)
-                outcome = _core.Outcome(snapshot, None, self._monotonic() - started)
+                outcome = _core.Outcome(snapshot, None, time.monotonic() - started)
         except BaseException as error:
-            outcome = _core.Outcome(None, describe_error(error), self._monotonic() - started)
+            outcome = _core.Outcome(None, describe_error(error), time.monotonic() - started)
         finally:
             self._mint_threads.pop(mint.id, None)
             if outcome is None:
@@ -358,7 +359,7 @@ class RefresherRuntime:
 
     def _wait_for_fresh(self) -> ReadOnlyCredentials:
         """Expired: wait (bounded) for one single-flight mint, never sign with the old set."""
-        started = self._monotonic()
+        started = time.monotonic()
         succeeded = False
         try:
             snapshot = self._await_mint(still_valid, "the credentials expired")
@@ -403,7 +404,8 @@ class RefresherRuntime:
         no wake-up is lost) and yields the longest wait; the driver sleeps on
         its own primitive until woken or timed out, then sends ``None``.
         """
-        deadline = self._monotonic() + self._policy.wait_timeout
+        # The wait itself is bounded in real time, whatever clocks are injected.
+        deadline = time.monotonic() + self._policy.wait_timeout
         awaited: int | None = None
         while True:
             wall, mono = self._times()
@@ -427,8 +429,9 @@ class RefresherRuntime:
                 if isinstance(verdict, _core.Wait):
                     if verdict.mint_id is not None:
                         awaited = verdict.mint_id
-                    limit = deadline if verdict.until is None else min(deadline, verdict.until)
-                    timeout = limit - mono
+                    timeout = deadline - time.monotonic()
+                    if verdict.until is not None:
+                        timeout = min(timeout, verdict.until - mono)
                     if timeout > 0:
                         token = object()
                         self._waiters[token] = arm()
@@ -461,7 +464,7 @@ class RefresherRuntime:
         whether a set with another access key is now served, i.e. whether one
         retry is worth making.
         """
-        started = self._monotonic()
+        started = time.monotonic()
         accept = self._replacement_for(rejected_key)
         retried = accept is None
         if accept is not None:
@@ -525,7 +528,7 @@ class RefresherRuntime:
         state = self._state
         event = RequestPathMint(
             self.name,
-            self._monotonic() - started,
+            time.monotonic() - started,
             _core.remaining(state, self._clock()),
             state.breaker.failures + 1,
             succeeded,
@@ -536,7 +539,7 @@ class RefresherRuntime:
         state = self._state
         event = ReactiveInvalidation(
             self.name,
-            self._monotonic() - started,
+            time.monotonic() - started,
             _core.remaining(state, self._clock()),
             state.breaker.failures + 1,
             error_code,
