@@ -49,7 +49,7 @@ from ._events import (
     RequestPathMint,
 )
 from ._forksafe import renew_after_fork
-from ._metrics import (
+from ._instruments import (
     BREAKER_STATE_VALUES,
     MINT_DURATION_BUCKETS,
     RECORDED_EVENTS,
