@@ -110,7 +110,11 @@ class _LoopThread:
             _request_stop(loop)
 
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop, its thread started if none runs it (no call counted as in flight)."""
+        """The loop, its thread started if none runs it, for introspection and tests.
+
+        Nothing is counted: a thread started here runs until a call ends or a
+        release comes with the loop idle.
+        """
         return self._ensure_running(enter=False)
 
     def enter(self) -> asyncio.AbstractEventLoop:
@@ -324,6 +328,7 @@ def run_on_loop(function: Callable[[], Any], timeout: float) -> Any:
         )
     runner = _current_runner()
     loop = runner.enter()
+    future: concurrent.futures.Future[Any] | None = None
     try:
         future = asyncio.run_coroutine_threadsafe(_call(function), loop)
         done, _ = concurrent.futures.wait([future], timeout)
@@ -343,6 +348,10 @@ def run_on_loop(function: Callable[[], Any], timeout: float) -> Any:
             runner.replace_stuck(loop)
         raise TimeoutError(f"the async fetch did not finish within {timeout:g}s")
     finally:
+        if future is not None and not future.done():
+            # The caller was interrupted (KeyboardInterrupt in the main thread):
+            # nobody waits for the fetch any more.
+            future.cancel()
         runner.leave(loop)
 
 

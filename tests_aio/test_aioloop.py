@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from aiobotocore.credentials import AioDeferredRefreshableCredentials
 
-from botocreds import AioRefresher, CredentialsUnavailable
-from botocreds import _aioloop
+from botocreds import AioRefresher, CredentialsUnavailable, _aioloop
 from botocreds._aioloop import FetchInterrupted, _LoopThread, release, retain, run_on_loop
 
 #: A bound on every wait: generous, so a busy machine never trips it.
@@ -36,13 +35,18 @@ async def where() -> Where:
     return asyncio.get_running_loop(), threading.current_thread()
 
 
+def served() -> Where:
+    """Where botocreds' loop runs a fetch handed to it from this thread."""
+    answer: Where = run_on_loop(where, CALL)
+    return answer
+
+
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[_LoopThread]:
     fresh = _LoopThread()
     monkeypatch.setattr(_aioloop, "_runner", fresh)
     yield fresh
-    with fresh._counts:
-        fresh._users = 0
+    fresh._users = 0  # without the lock: a failed test may have left it held
     thread, loop = fresh.thread, fresh._loop
     if thread is not None and loop is not None:
         _aioloop._request_stop(loop)
@@ -69,6 +73,9 @@ class InBackground:
     def join(self) -> Any:
         self._thread.join(JOIN)
         assert not self._thread.is_alive(), "run_on_loop did not return"
+        if self.error is not None and not isinstance(self.error, Exception):
+            # Re-raised here, a KeyboardInterrupt would end the test session.
+            raise AssertionError(f"run_on_loop let {type(self.error).__name__} out")
         if self.error is not None:
             raise self.error
         return self.result
@@ -99,21 +106,23 @@ def test_an_interrupting_fetcher_fails_its_own_fetch_and_the_loop_serves_the_oth
     in_flight = InBackground(other_source.fetch)
     assert other_source.started.wait(JOIN)
     serving = runner.thread
+    assert serving is not None
 
     async def interrupted() -> Mapping[str, Any]:
         raise interrupt("SessionToken=FwoGZXIvYXdzE-not-for-logs")
 
     with pytest.raises(FetchInterrupted) as caught:
-        run_on_loop(interrupted, CALL)
+        InBackground(interrupted).join()
     assert isinstance(caught.value, RuntimeError)
     assert interrupt.__name__ in str(caught.value)
     assert "FwoGZXIvYXdzE" not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__context__ is None
 
     other_source.open()
-    loop, thread = in_flight.join()
+    answer: Where = in_flight.join()
+    loop, thread = answer
     assert thread is serving and thread.is_alive()
-    assert run_on_loop(where, CALL) == (loop, serving)
+    assert served() == (loop, serving)
 
 
 def test_an_async_source_whose_fetch_raises_system_exit_fails_its_mint(
@@ -124,7 +133,7 @@ def test_an_async_source_whose_fetch_raises_system_exit_fails_its_mint(
 
     with pytest.raises(CredentialsUnavailable, match="SystemExit"):
         AioRefresher(AioDeferredRefreshableCredentials(exits, "exits"))
-    loop, thread = run_on_loop(where, CALL)
+    loop, thread = served()
     assert thread.name == "botocreds-aio" and loop is runner._loop
 
 
@@ -132,7 +141,7 @@ def test_an_exception_escaping_the_loop_leaves_its_thread_serving(
     runner: _LoopThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     retain()
-    _, serving = run_on_loop(where, CALL)
+    _, serving = served()
 
     async def interrupts() -> None:
         raise KeyboardInterrupt
@@ -143,9 +152,9 @@ def test_an_exception_escaping_the_loop_leaves_its_thread_serving(
         await asyncio.get_running_loop().create_task(interrupts())
 
     with pytest.raises(FetchInterrupted, match="KeyboardInterrupt"):
-        run_on_loop(spawns, CALL)
+        InBackground(spawns).join()
     assert "KeyboardInterrupt escaped its event loop" in caplog.text
-    assert run_on_loop(where, CALL)[1] is serving
+    assert served()[1] is serving
 
 
 def test_the_loop_thread_exits_after_the_last_release_and_the_loop_is_kept(
@@ -153,10 +162,10 @@ def test_the_loop_thread_exits_after_the_last_release_and_the_loop_is_kept(
 ) -> None:
     retain()
     retain()
-    loop, first = run_on_loop(where, CALL)
-    assert first.name == "botocreds-aio" and runner.thread is first
+    loop, first = served()
+    assert first.name == "botocreds-aio" and first.is_alive()
     release()
-    assert run_on_loop(where, CALL) == (loop, first), "one user left: the same thread serves"
+    assert served() == (loop, first), "one user left: the same thread serves"
 
     release()
     first.join(JOIN)
@@ -164,7 +173,7 @@ def test_the_loop_thread_exits_after_the_last_release_and_the_loop_is_kept(
     assert runner.thread is None
     assert not loop.is_closed()
 
-    again, second = run_on_loop(where, CALL)
+    again, second = served()
     assert again is loop, "loop-bound objects of the fetchers meet the same loop"
     assert second is not first
     second.join(JOIN)
@@ -182,8 +191,8 @@ def test_a_call_in_flight_keeps_the_loop_thread_until_it_completes(runner: _Loop
     release()
     # The fetch still needs the loop to run once the gate opens.
     slow.open()
-    _, thread = in_flight.join()
-    assert thread is serving
+    answer: Where = in_flight.join()
+    assert answer[1] is serving
     serving.join(JOIN)
     assert not serving.is_alive()
 
@@ -207,7 +216,7 @@ def test_a_loop_thread_that_cannot_start_fails_the_call_at_once_and_the_next_one
         assert runner.thread is None
         assert not runner._in_flight
 
-    loop, thread = run_on_loop(where, CALL)
+    loop, thread = served()
     assert thread.name == "botocreds-aio" and thread.is_alive()
     assert loop is runner._loop
 
@@ -218,7 +227,7 @@ def test_concurrent_first_calls_start_one_loop_thread(runner: _LoopThread) -> No
 
     def together() -> Where:
         barrier.wait(JOIN)
-        return run_on_loop(where, CALL)  # type: ignore[no-any-return]
+        return served()
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: together(), range(8), timeout=JOIN))
@@ -277,7 +286,7 @@ def test_a_stuck_loops_thread_returns_once_its_fetch_unblocks(
         with pytest.raises(TimeoutError):
             run_on_loop(blocking, 0.05)
         stuck_loop, stuck_thread = stuck_on[0]
-        fresh_loop, fresh_thread = run_on_loop(where, CALL)
+        fresh_loop, fresh_thread = served()
         assert fresh_loop is not stuck_loop and fresh_thread is not stuck_thread
     finally:
         unblock.set()
@@ -293,7 +302,7 @@ def test_a_forked_child_gets_its_own_runner_and_starts_its_thread_on_first_use(
     from tests.test_resilience import in_child
 
     retain()
-    parent_loop, parent_thread = run_on_loop(where, CALL)
+    parent_loop, parent_thread = served()
     _aioloop._reset_after_fork()
     assert _aioloop._runner is runner, "no fork, no reset"
 
@@ -304,7 +313,7 @@ def test_a_forked_child_gets_its_own_runner_and_starts_its_thread_on_first_use(
             "started_at_fork": own.thread is not None,
             "users": own.users,
         }
-        loop, thread = run_on_loop(where, CALL)
+        loop, thread = served()
         report["own_loop"] = loop is not parent_loop
         release()
         thread.join(JOIN)
@@ -319,4 +328,4 @@ def test_a_forked_child_gets_its_own_runner_and_starts_its_thread_on_first_use(
         "own_loop": True,
         "exited": True,
     }
-    assert run_on_loop(where, CALL) == (parent_loop, parent_thread)
+    assert served() == (parent_loop, parent_thread)
