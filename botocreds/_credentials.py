@@ -10,13 +10,13 @@ handed to the refresher that owns this object.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, NoReturn, Protocol, cast
 
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
 from ._redact import mask_access_key
-from ._snapshot import Snapshot
+from ._snapshot import Snapshot, utc_datetime
 
 
 class _Owner(Protocol):
@@ -66,10 +66,7 @@ class SnapshotCredentials(Credentials):
     @property
     def expiry_time(self) -> datetime | None:
         """When the current set expires (UTC), or ``None`` if it never does."""
-        snapshot = self._snapshot
-        if not snapshot.expires:
-            return None
-        return datetime.fromtimestamp(snapshot.valid_until, timezone.utc)
+        return utc_datetime(self._snapshot.valid_until)
 
     def __repr__(self) -> str:
         snapshot = self._snapshot
