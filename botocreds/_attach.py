@@ -53,10 +53,18 @@ class _Options:
     cache_key: str | None
 
 
-# Keyed by the credentials object, then by its options.
+# Keyed by the credentials object, then by its options. An entry whose
+# refresher has died is removed by _prune_registry(): the credentials object
+# usually outlives its refreshers (it lives in its session), and each entry
+# holds its options, a reporter included, strongly.
 _registry: weakref.WeakKeyDictionary[Credentials, dict[_Options, weakref.ref[_RefresherBase]]] = (
     weakref.WeakKeyDictionary()
 )
+# The (dead) weak references of registry entries whose refresher has died
+# since the last prune. The weakref callback that fills it may run inside a
+# collection on any thread, one holding any botocreds lock included, so it
+# only appends (atomic, takes no lock); the entries go under the registry lock.
+_dead_entries: deque[weakref.ref[_RefresherBase]] = deque()
 _wrapped: weakref.WeakKeyDictionary[Any, weakref.ref[_RefresherBase]] = weakref.WeakKeyDictionary()
 
 
@@ -85,6 +93,7 @@ def _acquire(credentials: Credentials, options: _Options, *, aio: bool) -> _Refr
     """
     _drain_releases()
     with _registry_lock:
+        _prune_registry()
         known = _registry.get(credentials, {}).get(options)
         refresher = None if known is None else known()
         if refresher is not None:
@@ -104,11 +113,24 @@ def _acquire(credentials: Credentials, options: _Options, *, aio: bool) -> _Refr
         refresher = None if known is None else known()
         if refresher is None:
             refresher = created
-            by_options[options] = weakref.ref(refresher)
+            by_options[options] = weakref.ref(refresher, _dead_entries.append)
         _retain(refresher)
     if refresher is not created:
         created.close()
     return refresher
+
+
+def _prune_registry() -> None:
+    """Remove the registry entries whose refresher has died. Registry lock held."""
+    if not _dead_entries:
+        return
+    _dead_entries.clear()
+    for credentials, by_options in list(_registry.items()):
+        for options, known in list(by_options.items()):
+            if known() is None:
+                del by_options[options]
+        if not by_options:
+            _registry.pop(credentials, None)
 
 
 def _retain(refresher: _RefresherBase) -> None:
@@ -147,33 +169,59 @@ def _drain_releases() -> None:
     with _drain_lock:
         while _pending_releases:
             _release(_pending_releases.popleft())
+        with _registry_lock:
+            _prune_registry()
 
 
 add_housekeeping(_drain_releases)
 
 
-def _reset_lock_in_child() -> None:
+def _renew_locks_after_fork() -> None:
+    """Give a forked child new module locks: the parent's may be held by a thread it lacks."""
     global _registry_lock, _drain_lock
     _registry_lock = threading.RLock()
     _drain_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reset_lock_in_child)
+os.register_at_fork(after_in_child=_renew_locks_after_fork)
+
+
+class _Coverage:
+    """The open :func:`attach` handles that keep one client covered by one refresher."""
+
+    __slots__ = ("handles", "refresher")
+
+    def __init__(self, refresher: _RefresherBase) -> None:
+        self.refresher: weakref.ref[_RefresherBase] = weakref.ref(refresher)
+        self.handles = 0
+
+
+# The clients attach() has swapped onto a refresher, until the last of their
+# handles is closed (or they are collected). Changed under the registry lock.
+_coverage: weakref.WeakKeyDictionary[BaseClient, _Coverage] = weakref.WeakKeyDictionary()
 
 
 class Attachment(Generic[CredentialsT]):
     """The handle :func:`attach` returns.
 
-    ``close()`` gives the client back the credentials object it had before and,
-    when nothing else uses the shared refresher, stops it. Idempotent; also a
-    context manager. Dropping the client without closing is fine too: once the
-    client is garbage-collected, its use of the refresher is given back.
+    ``close()`` gives back this handle's use of the shared refresher, which
+    stops when nothing else uses it. A client attached more than once stays
+    covered until the last of its handles is closed, in any order; then it gets
+    back the credentials object it had before. Idempotent; also a context
+    manager. Dropping the client without closing is fine too: once the client
+    is garbage-collected, its use of the refresher is given back.
     """
 
-    def __init__(self, client: BaseClient, refresher: _RefresherBase, *, owns: bool) -> None:
+    def __init__(
+        self, client: BaseClient, refresher: _RefresherBase, *, coverage: _Coverage | None
+    ) -> None:
         self._client: weakref.ref[BaseClient] = weakref.ref(client)
         self._refresher = refresher
-        self._owns = owns
+        # Set while this handle keeps the client covered; None for a client that
+        # was covered by something else (a wrapped session, a Refresher.attach()).
+        self._coverage = coverage
+        if coverage is not None:
+            coverage.handles += 1
         # Gives the use back exactly once: on close(), or when the client is collected.
         self._use = weakref.finalize(client, _release_later, refresher)
 
@@ -193,13 +241,30 @@ class Attachment(Generic[CredentialsT]):
         return not self._use.alive
 
     def close(self) -> None:
-        """Detach the client and give back its use of the shared refresher. Idempotent."""
-        if self._use.alive:
-            client = self._client()
-            if self._owns and client is not None:
-                self._refresher.detach(client)
-            self._use()
+        """Give back this handle's use of the shared refresher. Idempotent.
+
+        The client is detached once no other :func:`attach` handle keeps it covered.
+        """
+        # Under the registry lock, so that a concurrent attach() of the same
+        # client either joins the coverage before it ends or starts a new one.
+        with _registry_lock:
+            if self._use.alive:
+                self._uncover()
+                self._use()
         _drain_releases()
+
+    def _uncover(self) -> None:
+        """Count this handle out of its client's coverage; the last one detaches. Lock held."""
+        coverage, self._coverage = self._coverage, None
+        if coverage is None:
+            return
+        coverage.handles -= 1
+        client = self._client()
+        if coverage.handles > 0 or client is None:
+            return
+        if _coverage.get(client) is coverage:
+            del _coverage[client]
+        self._refresher.detach(client)
 
     def __enter__(self) -> Attachment[CredentialsT]:
         return self
@@ -275,7 +340,9 @@ def attach(
     events (see :class:`RefreshEvent`); ``cache`` adds a shared tier
     (:class:`FileCache`, :class:`RedisCache`) under the key ``cache_key``,
     derived from the role when botocore can tell it. A client already covered
-    keeps the refresher, reporter and cache it has.
+    keeps the refresher, reporter and cache it has; attaching a client again
+    returns another handle, and the client stays covered until the last
+    handle attach() returned for it is closed.
     """
     if not _botocore.is_client(client):
         raise TypeError(
@@ -284,15 +351,14 @@ def attach(
         )
     options = _options(policy, reporter, cache, cache_key)
     _drain_releases()
-    current = _botocore.client_credentials(client)
+    with _registry_lock:
+        # Read under the lock: a concurrent close() of the client's last handle
+        # may be giving it back its own credentials.
+        current = _botocore.client_credentials(client)
+        if isinstance(current, SnapshotCredentials):
+            return _share(client, current)
     if current is None:
         raise ValueError("attach() got a client with no credentials (an unsigned client?)")
-    if isinstance(current, SnapshotCredentials):
-        # Already covered, e.g. made from a wrapped session: share (and resume,
-        # after a shutdown) the refresher that serves it.
-        owner: _RefresherBase = current._owner  # type: ignore[assignment]
-        _retain(owner)
-        return Attachment(client, owner, owns=False)
     aio = _botocore.is_aio_client(client)
     if aio != _botocore.is_aio_credentials(current):
         raise TypeError(
@@ -301,8 +367,32 @@ def attach(
             "same stack as the client"
         )
     refresher = _acquire(current, options, aio=aio)
-    refresher.attach(client)
-    return Attachment(client, refresher, owns=True)
+    with _registry_lock:
+        now = _botocore.client_credentials(client)
+        if isinstance(now, SnapshotCredentials):
+            # Another thread covered the client during the first mint: join it.
+            _release(refresher)
+            return _share(client, now)
+        refresher.attach(client)
+        coverage = _coverage.get(client)
+        if coverage is None or coverage.refresher() is not refresher:
+            coverage = _coverage[client] = _Coverage(refresher)
+        return Attachment(client, refresher, coverage=coverage)
+
+
+def _share(client: BaseClient, current: SnapshotCredentials) -> Attachment[Any]:
+    """Another handle on the refresher that already covers ``client``. Registry lock held.
+
+    Shares (and resumes, after a shutdown) that refresher. The handle keeps the
+    client covered alongside the others if attach() covered it; if a wrapped
+    session or a ``Refresher.attach()`` did, closing it only gives its use back.
+    """
+    owner: _RefresherBase = current._owner  # type: ignore[assignment]
+    _retain(owner)
+    coverage = _coverage.get(client)
+    if coverage is not None and coverage.refresher() is not owner:
+        coverage = None
+    return Attachment(client, owner, coverage=coverage)
 
 
 def wrap(

@@ -11,14 +11,17 @@ quietly in production.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 import botocore.session
 from botocore.client import BaseClient
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
+
+from ._credentials import SnapshotCredentials
 
 #: The endpoint-rules builtin that botocore binds to the *original* credentials
 #: object when it builds a client (``botocore/args.py``).
@@ -95,12 +98,46 @@ def client_credentials(client: BaseClient) -> Credentials | None:
     return credentials
 
 
+class _Refresher(Protocol):
+    """A botocreds refresher, as far as undoing a swap needs one."""
+
+    @property
+    def credentials(self) -> SnapshotCredentials: ...
+
+
 @dataclass(frozen=True)
 class ClientBinding:
-    """What a client signed with before a swap, so the swap can be undone."""
+    """What a client signed with before a swap, so the swap can be undone.
+
+    ``credentials`` and ``account_id_builtin`` are what the client signed with
+    before botocreds first swapped its credentials: held strongly, as they may
+    be the only reference to them. When the swap replaced another botocreds
+    refresher's credentials, that refresher is held only weakly, in
+    ``replaced``: a client attached to one new refresher after another would
+    otherwise keep every earlier refresher alive through a chain of bindings.
+    """
 
     credentials: Credentials | None
     account_id_builtin: Callable[[], Any] | None
+    replaced: weakref.ref[_Refresher] | None = None
+
+    def target(self) -> tuple[Credentials | None, Callable[[], Any] | None]:
+        """What undoing the swap puts back: credentials and account-id builtin.
+
+        The replaced refresher's current credentials while that refresher lives,
+        else what the client signed with before botocreds.
+        """
+        refresher = None if self.replaced is None else self.replaced()
+        if refresher is None:
+            return self.credentials, self.account_id_builtin
+        credentials = refresher.credentials
+        return credentials, credentials._account_id_builtin()
+
+
+# What each swapped client signed with before botocreds first swapped it, so
+# that undoing a later swap can go back there once the refresher it replaced
+# is gone. Weak keys: an entry lives as long as its client.
+_originals: weakref.WeakKeyDictionary[BaseClient, ClientBinding] = weakref.WeakKeyDictionary()
 
 
 def _builtins(client: BaseClient) -> dict[str, Any] | None:
@@ -121,12 +158,28 @@ def bind_client(
     alone, either would run the original's own refresh on request paths, so it
     is replaced by ``account_id``. Each is a single reference assignment, so a
     concurrent request sees either the old or the new object, never a mix.
+
+    Binding a client to the credentials it already signs with changes nothing
+    and returns a binding whose ``credentials`` are those very credentials.
     """
     builtins = _builtins(client)
-    previous = ClientBinding(
-        credentials=client_credentials(client),
+    current = client_credentials(client)
+    before = ClientBinding(
+        credentials=current,
         account_id_builtin=None if builtins is None else builtins.get(ACCOUNT_ID_BUILTIN),
     )
+    if current is credentials:
+        return before
+    previous = before
+    if isinstance(current, SnapshotCredentials):
+        # Replacing another refresher's credentials: hold that refresher weakly,
+        # and what the client had before botocreds strongly. A client made with
+        # botocreds credentials (from a wrapped session) had those to begin with.
+        replaced = cast(_Refresher, current._owner)
+        original = _originals.setdefault(client, before)
+        previous = replace(original, replaced=weakref.ref(replaced))
+    else:
+        _originals[client] = before
     if builtins is not None and ACCOUNT_ID_BUILTIN in builtins:
         builtins[ACCOUNT_ID_BUILTIN] = account_id
     signer: Any = client._request_signer  # type: ignore[attr-defined]
@@ -135,12 +188,13 @@ def bind_client(
 
 
 def restore_client(client: BaseClient, binding: ClientBinding) -> None:
-    """Undo :func:`bind_client`."""
+    """Undo :func:`bind_client`: see :meth:`ClientBinding.target` for what is put back."""
+    credentials, account_id_builtin = binding.target()
     builtins = _builtins(client)
-    if builtins is not None and binding.account_id_builtin is not None:
-        builtins[ACCOUNT_ID_BUILTIN] = binding.account_id_builtin
+    if builtins is not None and account_id_builtin is not None:
+        builtins[ACCOUNT_ID_BUILTIN] = account_id_builtin
     signer: Any = client._request_signer  # type: ignore[attr-defined]
-    signer._credentials = binding.credentials
+    signer._credentials = credentials
 
 
 def botocore_session_of(session: object) -> botocore.session.Session | None:

@@ -104,15 +104,17 @@ class TestAttach:
         assert handle.refresher.closed
         assert _botocore.client_credentials(client) is credentials
 
-    def test_attaching_a_covered_client_again_shares_and_owns_nothing(self) -> None:
-        credentials, _ = _live_credentials()
+    def test_attaching_a_covered_client_again_shares_its_refresher(self) -> None:
+        credentials, fetcher = _live_credentials()
         client = session_with(credentials).client("s3")
         first = botocreds.attach(client)
         again = botocreds.attach(client)
         assert again.refresher is first.refresher
+        assert fetcher.calls == 2, "no second refresher, no second mint"
         again.close()
         assert isinstance(_botocore.client_credentials(client), BackgroundCredentials)
         first.close()
+        assert _botocore.client_credentials(client) is credentials
 
     @pytest.mark.parametrize("bad", [None, "s3", boto3.Session, object()])
     def test_anything_but_a_client_is_a_type_error(self, bad: object) -> None:
