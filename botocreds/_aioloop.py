@@ -32,6 +32,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from ._forksafe import on_fork_in_child
+from ._scheduler import waiting_for_another_mint
 from ._snapshot import Snapshot, snapshot_from_mapping
 
 T = TypeVar("T")
@@ -275,7 +277,7 @@ def _reset_after_fork() -> None:
     _inherited.append(old)
 
 
-os.register_at_fork(after_in_child=_reset_after_fork)
+on_fork_in_child(_reset_after_fork)
 
 
 def retain() -> None:
@@ -374,5 +376,8 @@ class AioFetchSource:
 
     def mint(self, clock: Clock, floor: float) -> Snapshot:
         """Fetch on the loop (the calling mint thread waits) and check the answer."""
-        data: Mapping[str, Any] = run_on_loop(self._fetch, self._timeout)
+        # The fetch may await another refresher's mint (a role chain): this
+        # thread only waits, so its pool slot is free meanwhile.
+        with waiting_for_another_mint():
+            data: Mapping[str, Any] = run_on_loop(self._fetch, self._timeout)
         return snapshot_from_mapping(data, now=clock(), floor=floor)

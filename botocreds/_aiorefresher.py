@@ -8,6 +8,7 @@ imported only when an async source is first built.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar, cast
 
 from botocore.credentials import Credentials, RefreshableCredentials
@@ -58,18 +59,45 @@ class AioRefresher(RefresherRuntime):
     ) -> None:
         # Resolving an async session is I/O: every argument is checked first.
         checked = check_arguments(policy, clock, random, reporter, cache, cache_key)
-        source, method = _aio_source_for(credentials, name, checked.mint_timeout)
-        super().__init__(
-            source,
-            policy=checked,
-            clock=clock,
-            random=random,
-            method=method,
-            reporter=reporter,
-            cache=cache,
-            cache_key=cache_key,
-            _scheduler=_scheduler,
-        )
+        from . import _aioloop
+
+        # Held from before the session lookup, so the lookup and the first mint
+        # do not start and stop the loop thread twice.
+        _aioloop.retain()
+        try:
+            source, method = _aio_source_for(credentials, name, checked.mint_timeout)
+            super().__init__(
+                source,
+                policy=checked,
+                clock=clock,
+                random=random,
+                method=method,
+                reporter=reporter,
+                cache=cache,
+                cache_key=cache_key,
+                _scheduler=_scheduler,
+            )
+        except BaseException:
+            _aioloop.release()
+            raise
+        self._loop_use = self._hold_loop(retained=True)
+
+    def _hold_loop(self, *, retained: bool) -> weakref.finalize[Any, Any]:
+        """One use of botocreds' event loop, given back on close or when collected."""
+        from . import _aioloop
+
+        if not retained:
+            _aioloop.retain()
+        use = weakref.finalize(self, _aioloop.release)
+        use.atexit = False
+        return use
+
+    def _closed_changed(self, closed: bool) -> None:
+        # The botocreds-aio thread exits once the last async refresher closes.
+        if closed:
+            self._loop_use()
+        else:
+            self._loop_use = self._hold_loop(retained=False)
 
     @property
     def credentials(self) -> AioBackgroundCredentials:

@@ -7,7 +7,7 @@ one refresher, so one fetch per lifetime, not ten.
 
 from __future__ import annotations
 
-import os
+import sys
 import threading
 import weakref
 from collections import deque
@@ -26,6 +26,7 @@ from ._checks import not_a_client_hint
 from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
+from ._forksafe import renew_after_fork
 from ._policy import RefreshPolicy
 from ._reactive import install_reactive_retry
 from ._refresher import Refresher
@@ -176,14 +177,10 @@ def _drain_releases() -> None:
 add_housekeeping(_drain_releases)
 
 
-def _renew_locks_after_fork() -> None:
-    """Give a forked child new module locks: the parent's may be held by a thread it lacks."""
-    global _registry_lock, _drain_lock
-    _registry_lock = threading.RLock()
-    _drain_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_locks_after_fork)
+# A forked child gets new module locks before anything can take one: the
+# parent's may be held by a thread the child lacks.
+renew_after_fork(sys.modules[__name__], "_registry_lock", threading.RLock)
+renew_after_fork(sys.modules[__name__], "_drain_lock", threading.Lock)
 
 
 class _Coverage:

@@ -35,10 +35,14 @@ def on_fork_in_child(reset: Callable[[], None]) -> None:
     _resets.append(reset)
 
 
-def _after_fork_in_child() -> None:
+def _renew_locks() -> None:
     for owner, attributes in list(_owners.items()):
         for attribute, factory in attributes.items():
             setattr(owner, attribute, factory())
+
+
+def _after_fork_in_child() -> None:
+    _renew_locks()
     for reset in _resets:
         # No logging here: a log handler's own lock may be the parent's. A
         # reset is written not to raise; one that does must not stop the rest.

@@ -164,8 +164,13 @@ class RefresherRuntime:
             old = self._state
             new, effects = transition(old)
             wakes = self._commit(old, new, effects)
+        if old.closed != new.closed:
+            self._closed_changed(new.closed)
         self._run(effects, wakes, on_loop=on_loop)
         return new
+
+    def _closed_changed(self, closed: bool) -> None:
+        """Called, without the lock, when the refresher closes or reopens."""
 
     def _commit(
         self,
@@ -559,6 +564,8 @@ class RefresherRuntime:
     @property
     def credentials(self) -> SnapshotCredentials:
         """The credentials object this refresher keeps fresh; every read sees the latest set."""
+        if self._forked:
+            self._wake_after_fork()  # first use in a forked child
         with self._lock:
             credentials = None if self._credentials_ref is None else self._credentials_ref()
             if credentials is None:

@@ -26,7 +26,7 @@ PACKAGE_DIR = Path(botocreds.__file__).parent
 #: Modules that make decisions only: the same input gives the same answer, so
 #: nothing they import, at any depth within botocreds, may read a clock, draw
 #: random numbers, start threads or loops, read the environment, or talk to AWS.
-PURE_MODULES = ("botocreds._policy", "botocreds._breaker")
+PURE_MODULES = ("botocreds._policy", "botocreds._breaker", "botocreds._core")
 
 #: Top-level modules a pure module must not reach; a submodule counts as its parent.
 IMPURE = frozenset(

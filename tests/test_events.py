@@ -92,7 +92,7 @@ def test_reactive_invalidation_is_reported() -> None:
     events: list[RefreshEvent] = []
     h = _harness(events, [])
     h.clock.advance(5.0)
-    assert h.refresher._invalidate("ExpiredToken", h.refresher._snapshot)
+    assert h.refresher._invalidate("ExpiredToken", h.refresher._snapshot.frozen.access_key)
     reactive = [e for e in events if isinstance(e, ReactiveInvalidation)]
     assert len(reactive) == 1 and reactive[0].retried
     assert reactive[0].error_code == "ExpiredToken"

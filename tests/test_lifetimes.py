@@ -16,7 +16,7 @@ from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 import botocreds
-from botocreds import BackgroundCredentials, Refresher, RefreshEvent, _attach, _botocore
+from botocreds import BackgroundCredentials, Refresher, RefreshEvent, _attach, _botocore, _forksafe
 from botocreds._scheduler import Scheduler
 
 from ._fakes import FakeClock, JobQueue, ScriptedFetcher, refreshable
@@ -290,7 +290,7 @@ def test_renewing_the_module_locks_frees_locks_held_at_fork() -> None:
     holder.start()
     try:
         assert holding.wait(10)
-        _attach._renew_locks_after_fork()
+        _forksafe._renew_locks()  # what the child's at-fork handler does first
         renewed = (_attach._registry_lock, _attach._drain_lock)
         assert all(new is not old for new, old in zip(renewed, held, strict=True))
         for lock in renewed:

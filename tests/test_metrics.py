@@ -294,7 +294,7 @@ def test_a_scripted_outage_and_recovery_read_back_exactly(setup: Setup) -> None:
 
     # t=297: AWS rejects the current set; botocreds mints a replacement.
     h.clock.advance(5.0)
-    rejected = h.refresher._snapshot
+    rejected = h.refresher._snapshot.frozen.access_key
     assert while_minting(h, lambda: h.refresher._invalidate("ExpiredToken", rejected)) is True
     expect(
         view,

@@ -36,7 +36,7 @@ def test_nothing_botocreds_says_contains_a_secret(caplog: pytest.LogCaptureFixtu
             said += [str(error), repr(error)]
         h.fetcher.script = []
         h.tick(40.0)  # recovery
-        h.refresher._invalidate("ExpiredToken", h.refresher._snapshot)
+        h.refresher._invalidate("ExpiredToken", h.refresher._snapshot.frozen.access_key)
         said += [repr(h.refresher), repr(h.refresher.credentials), repr(h.refresher.status())]
         said += [repr(status) for status in botocreds.health()]
     said += [repr(event) for event in events]

@@ -71,7 +71,8 @@ class RefresherMachine(RuleBasedStateMachine):
 
     # -- rules --------------------------------------------------------------
     def _live_mint(self) -> int | None:
-        return self.refresher._mint_id if self.refresher._minting else None
+        claimed = self.refresher._state.claimed
+        return None if claimed is None else claimed.id
 
     def _count_abandoned(self, live_before: int | None) -> None:
         # A mint still queued past mint_timeout is abandoned by the watchdog (or
@@ -83,8 +84,8 @@ class RefresherMachine(RuleBasedStateMachine):
     def _is_live(self, job: object) -> bool:
         return bool(
             isinstance(job, partial)
-            and self.refresher._minting
-            and job.args[0] == self.refresher._mint_id
+            and self.refresher._state.claimed is not None
+            and job.args[0] == self.refresher._state.claimed
         )
 
     @rule(seconds=st.floats(min_value=0.0, max_value=60.0, allow_nan=False))
@@ -140,7 +141,9 @@ class RefresherMachine(RuleBasedStateMachine):
             else:
                 self.consecutive_failures += 1
             event(f"breaker {self.refresher.breaker.state.value} after a mint")
-        assert not self.refresher._minting, "the single-flight flag is stuck after the mints ran"
+        assert self.refresher._state.claimed is None, (
+            "the single-flight flag is stuck after the mints ran"
+        )
 
     @rule()
     def request(self) -> None:
@@ -165,7 +168,7 @@ class RefresherMachine(RuleBasedStateMachine):
     def at_most_one_mint_at_a_time(self) -> None:
         live = sum(1 for job in self.h.queue.jobs if self._is_live(job))
         assert live <= 1, f"{live} live mints queued for one refresher"
-        assert self.refresher._minting == (live == 1)
+        assert (self.refresher._state.claimed is not None) == (live == 1)
 
     @invariant()
     def the_breaker_opens_only_after_enough_consecutive_failures(self) -> None:
@@ -178,12 +181,12 @@ class RefresherMachine(RuleBasedStateMachine):
     def the_refresher_is_never_left_without_a_next_step(self) -> None:
         due = self.h.scheduler.due_at(self.refresher)
         # An abandoned mint whose fetch has not returned reschedules when it does.
-        waiting = self.refresher._abandoned is not None
-        assert due is not None or self.refresher._minting or waiting
+        waiting = self.refresher._state.abandoned is not None
+        assert due is not None or self.refresher._state.claimed is not None or waiting
 
     def teardown(self) -> None:
         self.h.queue.run_all()
-        assert not self.refresher._minting
+        assert self.refresher._state.claimed is None
         self.refresher.close()
 
 
@@ -274,10 +277,10 @@ def test_a_failing_scheduler_loop_is_logged_once_and_scheduling_goes_on(
     scheduler.register(first)
     scheduler.register(later)
     try:
-        scheduler.schedule(first, time.time())
+        scheduler.schedule(first, time.monotonic())
         assert failed.wait(WAIT), "the scheduler thread never ran"
         assert first.due.wait(WAIT), "the scheduler did not recover from the failure"
-        scheduler.schedule(later, time.time() + 0.05)
+        scheduler.schedule(later, time.monotonic() + 0.05)
         assert later.due.wait(WAIT), "the scheduler stopped scheduling after the failure"
 
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -343,7 +346,7 @@ def test_a_hung_mint_does_not_wedge_other_refreshers(real_scheduler: Scheduler) 
             assert outcome.source == "hung"
             assert "wait_timeout=0.2s" in str(outcome)
         assert hung.calls == 3, "single-flight: only the one hung fetch"
-        assert a._minting
+        assert a._state.claimed is not None
     finally:
         hung.release.set()
         a.close()
@@ -439,7 +442,12 @@ def collect(pid: int, read_end: int) -> dict[str, Any]:
 
 
 def child_mints_and_serves(refresher: Refresher) -> dict[str, Any]:
-    """In the child: wait (bounded) for a background mint and serve a request."""
+    """In the child: serve a request, then wait (bounded) for a background mint.
+
+    No thread starts in the at-fork handler: the first read in the child
+    starts the child's scheduler thread.
+    """
+    refresher.credentials.get_frozen_credentials()
     before = refresher.mint_count
     deadline = time.monotonic() + WAIT
     while refresher.mint_count <= before and time.monotonic() < deadline:
@@ -491,7 +499,7 @@ def test_a_child_forked_while_another_thread_holds_the_lock_still_works(
     release = threading.Event()
 
     def hold() -> None:
-        with refresher._cond:
+        with refresher._lock:
             held.set()
             release.wait(WAIT)
 
@@ -522,17 +530,20 @@ def test_the_jitter_is_drawn_again_in_a_forked_child(real_scheduler: Scheduler) 
     )
     try:
         issued = refresher.credentials._snapshot.issued_at
-        parent_due = real_scheduler.due_at(refresher)
-        assert parent_due == pytest.approx(issued + 0.8 * 3600, abs=1e-3)
 
-        def child() -> dict[str, Any]:
-            return {"due": refresher._scheduler.due_at(refresher)}
+        def next_refresh() -> float | None:
+            # The scheduler keeps monotonic times; status() gives wall-clock ones.
+            due = refresher.status().next_refresh_at
+            return None if due is None else due.timestamp()
 
-        report = in_child(child)
+        parent_due = next_refresh()
+        assert parent_due == pytest.approx(issued + 0.8 * 3600, abs=0.05)
+
+        report = in_child(lambda: {"due": next_refresh()})
         assert report["due"] is not None
-        assert report["due"] == pytest.approx(issued + (0.8 - 0.9 * 0.5) * 3600, abs=1e-3)
+        assert report["due"] == pytest.approx(issued + (0.8 - 0.9 * 0.5) * 3600, abs=0.05)
         assert abs(report["due"] - parent_due) > 1000.0
-        assert real_scheduler.due_at(refresher) == parent_due, "the parent keeps its schedule"
+        assert next_refresh() == pytest.approx(parent_due, abs=0.05), "the parent keeps its schedule"
     finally:
         refresher.close()
 

@@ -287,7 +287,7 @@ def test_a_keyboard_interrupt_inside_a_fetch_is_a_failed_mint(
     assert "KeyboardInterrupt" in failures[0].getMessage()
     assert failures[0].attempt == 1  # type: ignore[attr-defined]
     assert refresher.breaker.failures == 0, "the next mint succeeded and reset the count"
-    assert not refresher._minting
+    assert refresher._state.claimed is None
     assert scheduler_thread is not None and scheduler_thread.is_alive()
     assert refresher._scheduler.thread is scheduler_thread
     setup.s3.list_buckets()

@@ -32,6 +32,7 @@ from botocreds import (
     RefreshEvent,
     RefreshPolicy,
     RequestPathMint,
+    _core,
 )
 from botocreds._scheduler import Scheduler
 from tests._fakes import FakeClock, JobQueue, ScriptedFetcher, Target, refreshable
@@ -266,8 +267,8 @@ class TestExpired:
         async def scenario() -> None:
             task = asyncio.create_task(harness.view.get_frozen_credentials())
             await asyncio.sleep(0)
-            with harness.refresher._cond:
-                harness.refresher._wake_waiters()  # as a finishing mint does
+            # As a finishing mint does: a transition whose effects wake the waiters.
+            harness.refresher._step(lambda state: (state, (_core.WakeWaiters(),)))
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -284,14 +285,13 @@ class TestExpired:
         steps = harness.refresher._mint_steps(
             lambda snapshot, now: now < snapshot.valid_until,
             "test",
-            paced=False,
             arm=lambda: lambda: None,
         )
         next(steps)
         assert len(harness.refresher._waiters) == 1
 
         def finalize_inside_the_lock() -> None:
-            with harness.refresher._cond:
+            with harness.refresher._lock:
                 steps.close()
 
         thread = threading.Thread(target=finalize_inside_the_lock, daemon=True)
@@ -594,11 +594,13 @@ def test_hand_off_queues_for_the_scheduler_thread_instead_of_starting_a_thread()
     scheduler = Scheduler(dispatch=record)
     target = Target()
     scheduler.register(target)
-    scheduler.hand_off(ran.set)  # no scheduler thread yet: dispatched right here
+    errors: list[BaseException] = []
+    scheduler.hand_off(ran.set, errors.append)  # no scheduler thread yet: dispatched right here
     assert ran_on == [threading.current_thread().name] and ran.is_set()
     ran.clear()
-    scheduler.schedule(target, time.time() + 3600)  # starts the scheduler thread
-    scheduler.hand_off(ran.set)
+    scheduler.schedule(target, time.monotonic() + 3600)  # starts the scheduler thread
+    scheduler.hand_off(ran.set, errors.append)
     assert ran.wait(10.0)
+    assert errors == []
     assert ran_on[-1] == "botocreds-scheduler"
     scheduler.unregister(target)
