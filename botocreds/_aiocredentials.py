@@ -145,7 +145,7 @@ async def wait_for_fresh(owner: Owner) -> ReadOnlyCredentials:
         succeeded = True
         return snapshot.frozen
     finally:
-        owner._report_request_path_mint(started, succeeded)
+        owner._report_request_path_mint(started, succeeded, on_loop=True)
 
 
 async def invalidate(owner: Owner, error_code: str, rejected_key: str | None) -> bool:
@@ -160,8 +160,10 @@ async def invalidate(owner: Owner, error_code: str, rejected_key: str | None) ->
         except CredentialsUnavailable as error:
             # Logged on the delivery thread: log handlers do not run on the loop.
             reason = str(error)
-            owner._scheduler.delivery.submit(lambda: logger.warning("botocreds: %s", reason))
-    owner._report_invalidation(error_code, started, retried)
+            owner._scheduler.delivery.submit(
+                lambda: logger.warning("botocreds: %s", reason), off_loop=True
+            )
+    owner._report_invalidation(error_code, started, retried, on_loop=True)
     return retried
 
 

@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from ._events import RefreshEvent, Reporter, emit
 from ._forksafe import on_fork_in_child
@@ -26,26 +27,33 @@ Job = Callable[[], None]
 class Delivery:
     """A FIFO of delivery jobs, run on a thread of its own that stops when idle.
 
-    With ``inline=True`` (a scheduler driven by hand, in tests) each job runs
-    at once on the calling thread.
+    With ``via`` (a scheduler driven by hand, in tests) there is no thread: a
+    job runs at once on the calling thread, or, if the caller is an event
+    loop (``off_loop``), is handed to ``via``, the scheduler's own dispatch,
+    which the test runs when it runs the mints.
     """
 
-    def __init__(self, *, inline: bool = False) -> None:
-        self._inline = inline
+    def __init__(self, *, via: Callable[[Job], None] | None = None) -> None:
+        self._via = via
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._queue: deque[Job] = deque()
         self._running = False
         _deliveries.add(self)
 
-    def deliver(self, event: RefreshEvent, reporter: Reporter | None) -> None:
+    def deliver(
+        self, event: RefreshEvent, reporter: Reporter | None, *, off_loop: bool = False
+    ) -> None:
         """Log ``event`` and hand it to its reporters, later, on the delivery thread."""
-        self.submit(lambda: emit(event, reporter))
+        self.submit(lambda: emit(event, reporter), off_loop=off_loop)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, *, off_loop: bool = False) -> None:
         """Queue ``job`` behind everything queued before it."""
-        if self._inline:
-            _run(job)
+        if self._via is not None:
+            if off_loop:
+                self._via(partial(_run, job))
+            else:
+                _run(job)
             return
         with self._lock:
             self._queue.append(job)

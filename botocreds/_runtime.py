@@ -228,7 +228,7 @@ class RefresherRuntime:
                 # Its pool slot goes to other sources; it exits when its fetch returns.
                 self._scheduler.disown(thread)
         elif isinstance(effect, (_core.Succeeded, _core.Failed, _core.BreakerMoved)):
-            self._deliver(self._event(effect))
+            self._deliver(self._event(effect), on_loop=on_loop)
 
     def _store(self, snapshot: Snapshot) -> None:
         # Lock held. One reference store: readers see the old set or the new.
@@ -497,9 +497,9 @@ class RefresherRuntime:
         return f"AWS rejected the credentials ({error_code})"
 
     # -- events ----------------------------------------------------------------------
-    def _deliver(self, event: RefreshEvent) -> None:
+    def _deliver(self, event: RefreshEvent, *, on_loop: bool = False) -> None:
         """Queue ``event`` for the delivery thread: never run reporters here."""
-        self._scheduler.delivery.deliver(event, self._reporter)
+        self._scheduler.delivery.deliver(event, self._reporter, off_loop=on_loop)
 
     def _event(self, effect: _core.Succeeded | _core.Failed | _core.BreakerMoved) -> RefreshEvent:
         if isinstance(effect, _core.Succeeded):
@@ -529,7 +529,9 @@ class RefresherRuntime:
             effect.state,
         )
 
-    def _report_request_path_mint(self, started: float, succeeded: bool) -> None:
+    def _report_request_path_mint(
+        self, started: float, succeeded: bool, *, on_loop: bool = False
+    ) -> None:
         state = self._state
         event = RequestPathMint(
             self.name,
@@ -538,9 +540,11 @@ class RefresherRuntime:
             state.breaker.failures + 1,
             succeeded,
         )
-        self._deliver(event)
+        self._deliver(event, on_loop=on_loop)
 
-    def _report_invalidation(self, error_code: str, started: float, retried: bool) -> None:
+    def _report_invalidation(
+        self, error_code: str, started: float, retried: bool, *, on_loop: bool = False
+    ) -> None:
         state = self._state
         event = ReactiveInvalidation(
             self.name,
@@ -550,7 +554,7 @@ class RefresherRuntime:
             error_code,
             retried,
         )
-        self._deliver(event)
+        self._deliver(event, on_loop=on_loop)
 
     def _served_until(self) -> float:
         """Expiry of the set served now (``-inf`` before the first mint)."""

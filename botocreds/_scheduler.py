@@ -188,7 +188,7 @@ class Scheduler:
     ``clock`` returns monotonic seconds, and ``wall`` epoch seconds (used only
     to notice a wall-clock step). ``dispatch`` runs a mint job off the
     scheduler thread (the mint pool by default). With ``autostart=False`` no
-    thread is started, events are delivered inline, and a test drives the
+    thread is started, events go through ``dispatch`` too, and a test drives the
     scheduler with :meth:`run_pending`, under a fake clock.
     """
 
@@ -207,7 +207,7 @@ class Scheduler:
         self._dispatch = dispatch if dispatch is not None else self.pool.submit
         self._autostart = autostart
         self._max_sleep = max_sleep
-        self.delivery = Delivery(inline=not autostart)
+        self.delivery = Delivery(via=None if autostart else self._dispatch)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._heap: list[tuple[float, int, weakref.ref[Schedulable]]] = []
