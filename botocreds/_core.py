@@ -195,6 +195,20 @@ def demand_pace(state: RefresherState, policy: RefreshPolicy) -> float:
     return state.last_start + spacing
 
 
+def _earliest(state: RefresherState, policy: RefreshPolicy) -> float:
+    """The earliest monotonic time the scheduler may start a mint.
+
+    ``not_before`` alone, except in a child that lost a mint in the fork: its
+    ``last_start`` is that mint, later than the pacing ``not_before`` holds.
+    """
+    return max(state.not_before, demand_pace(state, policy))
+
+
+def _hung(mint: Mint, policy: RefreshPolicy, mono: float) -> bool:
+    """Whether ``mint`` has run past ``mint_timeout``: the same sum the watchdog's look uses."""
+    return mono >= mint.started + policy.mint_timeout
+
+
 def next_look(
     state: RefresherState, policy: RefreshPolicy, wall: float, mono: float
 ) -> float | None:
@@ -205,13 +219,14 @@ def next_look(
         return state.claimed.started + policy.mint_timeout  # the watchdog
     if state.abandoned is not None:
         return mono + policy.mint_timeout  # a hung fetch: look again, gently
+    earliest = _earliest(state, policy)
     reopens = state.breaker.reopens_at(policy)
     if reopens is not None:
-        return max(reopens, state.not_before)
+        return max(reopens, earliest)
     if math.isinf(state.refresh_at):
-        return None if not state.last_failed else state.not_before
+        return None if not state.last_failed else earliest
     due = mono + max(0.0, state.refresh_at - wall)
-    return max(due, state.not_before)
+    return max(due, earliest)
 
 
 def _refresh_at(
@@ -293,10 +308,10 @@ def on_due(
     if state.closed:
         return state, ()
     if state.claimed is not None:
-        if mono - state.claimed.started >= policy.mint_timeout:
+        if _hung(state.claimed, policy, mono):
             return on_abandon(state, policy, state.claimed.id, wall=wall, mono=mono, sample=sample)
         return state, _look(state, policy, wall, mono)
-    if state.abandoned is None and mono >= state.not_before:
+    if state.abandoned is None and mono >= _earliest(state, policy):
         due = wall >= state.refresh_at or state.last_failed
         if due:
             claimed, effects, mint = _claim(state, policy, wall, mono)
@@ -337,7 +352,7 @@ def demand(
     request already waited for: once it has finished, another is not started.
     """
     if state.claimed is not None:
-        if mono - state.claimed.started >= policy.mint_timeout:
+        if _hung(state.claimed, policy, mono):
             abandoned, effects = on_abandon(
                 state, policy, state.claimed.id, wall=wall, mono=mono, sample=sample
             )
@@ -500,7 +515,7 @@ def on_abandon(
     not pile up threads); its return, whatever it brings, frees the source.
     """
     claimed = state.claimed
-    if claimed is None or claimed.id != mint_id or mono - claimed.started < policy.mint_timeout:
+    if claimed is None or claimed.id != mint_id or not _hung(claimed, policy, mono):
         return state, ()
     error = f"MintTimedOut: the mint did not finish within mint_timeout={policy.mint_timeout:g}s"
     failed, effects = _fail(
