@@ -543,7 +543,9 @@ def test_the_jitter_is_drawn_again_in_a_forked_child(real_scheduler: Scheduler) 
         assert report["due"] is not None
         assert report["due"] == pytest.approx(issued + (0.8 - 0.9 * 0.5) * 3600, abs=0.05)
         assert abs(report["due"] - parent_due) > 1000.0
-        assert next_refresh() == pytest.approx(parent_due, abs=0.05), "the parent keeps its schedule"
+        assert next_refresh() == pytest.approx(parent_due, abs=0.05), (
+            "the parent keeps its schedule"
+        )
     finally:
         refresher.close()
 
