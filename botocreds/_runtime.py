@@ -498,8 +498,11 @@ class RefresherRuntime:
 
     # -- events ----------------------------------------------------------------------
     def _deliver(self, event: RefreshEvent, *, on_loop: bool = False) -> None:
-        """Queue ``event`` for the delivery thread: never run reporters here."""
-        self._scheduler.delivery.deliver(event, self._reporter, off_loop=on_loop)
+        """Queue ``event`` for the delivery thread: never run reporters here, never raise."""
+        try:
+            self._scheduler.delivery.deliver(event, self._reporter, off_loop=on_loop)
+        except Exception:
+            logger.exception("botocreds: queueing a %s event failed", type(event).__name__)
 
     def _event(self, effect: _core.Succeeded | _core.Failed | _core.BreakerMoved) -> RefreshEvent:
         if isinstance(effect, _core.Succeeded):

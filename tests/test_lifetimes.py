@@ -300,3 +300,28 @@ def test_renewing_the_module_locks_frees_locks_held_at_fork() -> None:
         done.set()
         holder.join(10)
     assert not holder.is_alive()
+
+
+def test_a_refresher_with_a_shared_cache_is_freed_by_reference_counting_alone(
+    tmp_path: Any,
+) -> None:
+    # The cache tier reaches its refresher only weakly: no reference cycle
+    # keeps a refresher nobody uses calling its source until a full collection.
+    clock = FakeClock()
+    fetcher = ScriptedFetcher(clock)
+    scheduler = Scheduler(clock, JobQueue(), autostart=False)
+    cache = botocreds.FileCache(tmp_path / "cache")
+    gc.disable()
+    try:
+        refresher = Refresher(
+            refreshable(fetcher),
+            clock=clock,
+            cache=cache,
+            cache_key="lifetimes-role",
+            _scheduler=scheduler,
+        )
+        alive = weakref.ref(refresher)
+        del refresher
+        assert alive() is None, "a refresher with cache= outlived its last reference"
+    finally:
+        gc.enable()
