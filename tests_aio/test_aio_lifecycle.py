@@ -73,6 +73,6 @@ def test_a_mint_handed_off_from_a_loop_whose_thread_cannot_start_fails_at_once()
         failing = False
         clock.advance(1.0)  # past min_interval: the next request may mint
         frozen = asyncio.run(refresher.credentials.get_frozen_credentials())
-        assert frozen.access_key.startswith("ASIAFAKE")
+        assert str(frozen.access_key).startswith("ASIAFAKE")
     finally:
         refresher.close()
