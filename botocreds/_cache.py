@@ -28,6 +28,7 @@ from botocore.credentials import ReadOnlyCredentials
 
 from ._events import RefreshEvent, SharedCacheFailed
 from ._forksafe import renew_after_fork
+from ._policy import RefreshPolicy
 from ._snapshot import Snapshot, make_snapshot
 from ._sources import Clock, Source
 
@@ -258,3 +259,38 @@ class CachedSource:
             self._outage = False
         if recovered:
             logger.info("botocreds: %s: the shared cache %s is back", self.name, self._cache.name)
+
+
+def behind_cache(
+    source: Source,
+    cache: SharedCache,
+    key: str | None,
+    policy: RefreshPolicy,
+    served_until: Callable[[], float],
+    report: Callable[[RefreshEvent], None],
+) -> Source:
+    """Put ``source`` behind a shared cache tier (arguments already checked).
+
+    ``served_until`` and ``report`` reach the refresher; they should hold it
+    only weakly, so that a refresher with a cache is freed by reference
+    counting like one without.
+    """
+    chosen = key or source.identity
+    if chosen is None:
+        raise ValueError(
+            f"botocreds cannot tell which role or identity {source.name!r} stands for, so it "
+            "cannot name a shared cache entry: pass cache_key= (the same in every process "
+            "that should share these credentials)"
+        )
+    # Wait for another process's mint for a quarter of the mint budget at most,
+    # and lease the lock for the whole budget, so a slow fetch keeps it.
+    wait = min(30.0, policy.mint_timeout / 4)
+    return CachedSource(
+        source,
+        cache,
+        cache_key(chosen),
+        wait=wait,
+        lease=max(policy.mint_timeout, 2 * wait),
+        served_until=served_until,
+        report=report,
+    )

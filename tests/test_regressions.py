@@ -42,7 +42,7 @@ from botocreds import (
     _core,
 )
 from botocreds._reactive import signing_key
-from botocreds._runtime import still_valid
+from botocreds._requests import still_valid
 from botocreds._scheduler import MAX_MINT_WORKERS, Job, Scheduler
 
 from ._fakes import FakeClock, JobQueue, ScriptedFetcher, iso, refreshable
