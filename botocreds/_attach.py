@@ -25,6 +25,7 @@ from ._cache import SharedCache, check_cache
 from ._checks import not_a_client_hint
 from ._credentials import BackgroundCredentials, SnapshotCredentials
 from ._errors import CredentialsUnavailable
+from ._delivery import flush_all
 from ._events import Reporter, check_reporter
 from ._forksafe import renew_after_fork
 from ._policy import RefreshPolicy
@@ -505,6 +506,10 @@ def _wrapper_of(inner: Any) -> _RefresherBase | None:
     return None if known is None else known()
 
 
+#: The longest shutdown() waits for queued events to be delivered.
+SHUTDOWN_FLUSH = 2.0
+
+
 def shutdown() -> None:
     """Close every refresher in the process; the scheduler thread then exits.
 
@@ -517,3 +522,6 @@ def shutdown() -> None:
             if close is not None:
                 close()
         scheduler.prune()
+    # Deliver the events already queued (bounded): a reporter that prints should
+    # have printed them by the time shutdown() returns.
+    flush_all(SHUTDOWN_FLUSH)

@@ -10,8 +10,10 @@ The thread exists only while there is something to deliver.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -116,6 +118,18 @@ def _run(job: Job) -> None:
 
 #: Every delivery queue alive, reset in a forked child.
 _deliveries: weakref.WeakSet[Delivery] = weakref.WeakSet()
+
+
+def flush_all(timeout: float) -> None:
+    """Deliver what is queued, waiting at most ``timeout`` seconds in all."""
+    deadline = time.monotonic() + timeout
+    for delivery in list(_deliveries):
+        delivery.flush(max(0.0, deadline - time.monotonic()))
+
+
+# At exit, let the event thread finish: a daemon thread still writing to a
+# stream when the interpreter finalizes can abort the process.
+atexit.register(flush_all, 2.0)
 
 
 def _reset_all_in_child() -> None:

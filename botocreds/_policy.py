@@ -41,7 +41,9 @@ class RefreshPolicy:
             credentials it returns never expire.
 
     Pacing and failure:
-        min_interval: the least time between two mints of one source.
+        min_interval: the least time between two mints of one source. Whatever
+            the policy, a source whose last mint failed is not tried again
+            sooner than 0.25 s, on any path, so no policy makes a hot loop.
         backoff_base, backoff_max: retries after a failed mint wait a random
             time in ``[0, min(backoff_max, backoff_base * 2**(n-1))]`` ("full
             jitter"), but never less than ``min_interval``.
