@@ -24,8 +24,8 @@ from ._aiorefresher import AioRefresher
 from ._cache import SharedCache, check_cache
 from ._checks import not_a_client_hint
 from ._credentials import BackgroundCredentials, SnapshotCredentials
-from ._errors import CredentialsUnavailable
 from ._delivery import flush_all
+from ._errors import CredentialsUnavailable
 from ._events import Reporter, check_reporter
 from ._forksafe import renew_after_fork
 from ._policy import RefreshPolicy

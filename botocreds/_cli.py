@@ -66,6 +66,7 @@ from ._errors import CredentialsUnavailable
 from ._events import RefreshEvent, as_dict, describe
 from ._policy import RefreshPolicy
 from ._redact import describe_error, mask_access_key
+from ._snapshot import to_epoch, utc_datetime
 from ._version import __version__
 
 EXIT_OK = 0
@@ -503,7 +504,8 @@ def _resolve(session: boto3.Session) -> tuple[Credentials, ReadOnlyCredentials, 
                 peeked = _botocore.peek(credentials)
             if peeked is not None:
                 frozen, expiry = peeked
-                return credentials, frozen, expiry.astimezone(timezone.utc)
+                # A sentinel expiry (datetime.max, year 9999) is no expiry.
+                return credentials, frozen, utc_datetime(to_epoch(expiry))
         return credentials, credentials.get_frozen_credentials(), None
 
 

@@ -26,8 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
+import boto3
 import pytest
+from botocore.credentials import RefreshableCredentials
 
+from botocreds import _cli
 from botocreds._cli import clock_skew, findings, main
 from botocreds._policy import RefreshPolicy
 
@@ -508,3 +511,24 @@ def test_inspect_into_a_pipe_that_closes_early_exits_quietly(static_profile: str
     errors = process.stderr.read().decode()
     assert process.wait(60) == 0, errors
     assert "Traceback" not in errors
+
+
+def test_inspect_reads_a_sentinel_expiry_with_an_offset_as_no_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 9999-12-31T23:59:59-05:00 is past the end of datetime in UTC: astimezone()
+    # overflowed; it is the "never expires" sentinel and shows as no expiry.
+    metadata = {
+        "access_key": "AKIASENTINEL0000",
+        "secret_key": "sentinel-secret",
+        "token": "sentinel-token",
+        "expiry_time": "9999-12-31T23:59:59-05:00",
+    }
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata, lambda: metadata, "test-sentinel"
+    )
+    session = boto3.Session(region_name="us-east-1")
+    monkeypatch.setattr(session, "get_credentials", lambda: credentials)
+    _, frozen, expiry = _cli._resolve(session)
+    assert frozen.access_key == "AKIASENTINEL0000"
+    assert expiry is None
