@@ -597,7 +597,7 @@ def _run_inspect(args: argparse.Namespace, out: IO[str]) -> int:
 class EventPrinter:
     """A reporter that prints one line per event, timestamped in UTC, and counts them.
 
-    Called on mint and request threads; lines never interleave. After
+    Called on the event-delivery thread; lines never interleave. After
     ``max_events`` lines, or once the output is gone (a closed pipe), it prints
     nothing more and sets :attr:`done`.
     """
@@ -610,6 +610,11 @@ class EventPrinter:
         self.printed = 0
         self.done = threading.Event()
         self.output_closed = False
+
+    def stop(self) -> None:
+        """Print nothing more; returns once a line being printed is done."""
+        with self._lock:
+            self.done.set()
 
     def __call__(self, event: RefreshEvent, /) -> None:
         """Print ``event`` as one line."""
@@ -684,6 +689,7 @@ def _run_watch(args: argparse.Namespace, out: IO[str]) -> int:
                 pass
         finally:
             shutdown()
+            printer.stop()  # a mint still in flight must not print during exit
     if printer.output_closed:
         _silence_stdout(out)
     return EXIT_OK

@@ -58,6 +58,8 @@ class Delivery:
                 _run(job)
             return
         with self._lock:
+            if _exiting:
+                return  # the interpreter is finalizing: no thread may write now
             self._queue.append(job)
             if self._running:
                 return
@@ -94,7 +96,7 @@ class Delivery:
     def _work(self) -> None:
         while True:
             with self._lock:
-                if not self._queue:
+                if not self._queue or _exiting:
                     self._running = False
                     self._idle.notify_all()
                     return
@@ -127,9 +129,19 @@ def flush_all(timeout: float) -> None:
         delivery.flush(max(0.0, deadline - time.monotonic()))
 
 
-# At exit, let the event thread finish: a daemon thread still writing to a
-# stream when the interpreter finalizes can abort the process.
-atexit.register(flush_all, 2.0)
+#: Set at interpreter exit, after the last flush: nothing is delivered after it.
+_exiting = False
+
+
+def _flush_at_exit() -> None:
+    # A daemon thread still writing to a stream while the interpreter finalizes
+    # can hang or abort the process: deliver what is queued, then stop.
+    global _exiting
+    flush_all(2.0)
+    _exiting = True
+
+
+atexit.register(_flush_at_exit)
 
 
 def _reset_all_in_child() -> None:
