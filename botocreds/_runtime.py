@@ -25,6 +25,7 @@ import random as _random
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -118,6 +119,12 @@ class RefresherRuntime(RequestPath):
         # already holds the lock.
         self._waiters: dict[object, Callable[[], None]] = {}
         self._mint_threads: dict[int, threading.Thread] = {}
+        # Events in the order their transitions committed: appended under the
+        # lock, handed to the delivery queue in that order by whichever thread
+        # flushes first. Re-entrant: an inline delivery (a test's manual
+        # scheduler) may run a reporter that reports again.
+        self._outbox: deque[RefreshEvent] = deque()
+        self._outbox_lock = threading.RLock()
         self._forked = False
         self._users = 0  # attachments and wrapped sessions sharing this refresher
         self._credentials_ref: weakref.ref[SnapshotCredentials] | None = None
@@ -195,6 +202,11 @@ class RefresherRuntime(RequestPath):
                 wakes.extend(tuple(waiters.values()))
             elif isinstance(effect, _core.LookAt):
                 self._scheduler.schedule(self, effect.when, start=False)
+            elif isinstance(effect, (_core.Succeeded, _core.Failed, _core.BreakerMoved)):
+                try:
+                    self._outbox.append(self._event(effect))
+                except Exception:  # building an event must not undo the transition
+                    logger.exception("botocreds: building a %s event failed", type(effect).__name__)
         return wakes
 
     def _run(
@@ -205,6 +217,7 @@ class RefresherRuntime(RequestPath):
         on_loop: bool = False,
     ) -> None:
         """Run the effects that must not run under the lock, each in its own guard."""
+        self._flush_outbox(on_loop=on_loop)
         for wake in wakes:
             try:
                 wake()
@@ -226,8 +239,6 @@ class RefresherRuntime(RequestPath):
             if thread is not None:
                 # Its pool slot goes to other sources; it exits when its fetch returns.
                 self._scheduler.disown(thread)
-        elif isinstance(effect, (_core.Succeeded, _core.Failed, _core.BreakerMoved)):
-            self._deliver(self._event(effect), on_loop=on_loop)
 
     def _store(self, snapshot: Snapshot) -> None:
         # Lock held. One reference store: readers see the old set or the new.
@@ -329,11 +340,19 @@ class RefresherRuntime(RequestPath):
 
     # -- events ----------------------------------------------------------------------
     def _deliver(self, event: RefreshEvent, *, on_loop: bool = False) -> None:
-        """Queue ``event`` for the delivery thread: never run reporters here, never raise."""
+        """Queue ``event`` for the delivery thread, behind this refresher's earlier events."""
+        self._outbox.append(event)
+        self._flush_outbox(on_loop=on_loop)
+
+    def _flush_outbox(self, *, on_loop: bool = False) -> None:
+        # Never runs reporters here (the delivery thread does), and never raises.
         try:
-            self._scheduler.delivery.deliver(event, self._reporter, off_loop=on_loop)
+            with self._outbox_lock:
+                while self._outbox:
+                    event = self._outbox.popleft()
+                    self._scheduler.delivery.deliver(event, self._reporter, off_loop=on_loop)
         except Exception:
-            logger.exception("botocreds: queueing a %s event failed", type(event).__name__)
+            logger.exception("botocreds: queueing an event failed")
 
     def _event(self, effect: _core.Succeeded | _core.Failed | _core.BreakerMoved) -> RefreshEvent:
         if isinstance(effect, _core.Succeeded):
@@ -492,6 +511,8 @@ class RefresherRuntime(RequestPath):
         self._bindings_lock = threading.Lock()
         self._waiters = {}  # threads and loops of the parent: none exist here
         self._mint_threads = {}
+        self._outbox = deque()  # the parent's events
+        self._outbox_lock = threading.RLock()
         wall, mono = self._times()
         state, effects = _core.after_fork(
             self._state, self._policy, wall=wall, mono=mono, sample=self._sample()
