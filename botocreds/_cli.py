@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -674,25 +675,49 @@ def _quiet_botocreds_logger() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+@contextlib.contextmanager
+def _interrupt_sets(event: threading.Event) -> Iterator[None]:
+    """While watching, Ctrl-C also sets ``event``, which the main loop reads.
+
+    The KeyboardInterrupt is still raised, so a slow first fetch is cut short;
+    but it can land anywhere, including places that swallow it (a finalizer or
+    a weakref callback), and the flag cannot be lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        event.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_watch(args: argparse.Namespace, out: IO[str]) -> int:
     policy = _policy(args)
     session = _session(args.profile, args.region)
     printer = EventPrinter(out, as_json=args.json, max_events=args.max_events)
-    with _quiet_botocreds_logger():
+    interrupted = threading.Event()
+    with _quiet_botocreds_logger(), _interrupt_sets(interrupted):
         try:
             with _credential_errors("credentials unavailable"):
                 if session.get_credentials() is None:
                     raise _no_credentials(session)
                 # The session stays referenced until the end: it keeps the refresher alive.
                 wrap(session, policy=policy, reporter=printer)
-            while not printer.done.wait(0.5):
+            while not printer.done.wait(0.2) and not interrupted.is_set():
                 pass
         finally:
             shutdown()
             printer.stop()  # a mint still in flight must not print during exit
     if printer.output_closed:
         _silence_stdout(out)
-    return EXIT_OK
+    return EXIT_INTERRUPTED if interrupted.is_set() else EXIT_OK
 
 
 def _silence_stdout(out: IO[str]) -> None:

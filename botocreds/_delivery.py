@@ -66,11 +66,14 @@ class Delivery:
             self._running = True
         try:
             threading.Thread(target=self._work, name="botocreds-events", daemon=True).start()
-        except BaseException:
+        except BaseException as error:
             # No thread now (a pids limit): the job stays queued, and the next
-            # submit() or flush() tries again.
+            # submit() or flush() tries again. A KeyboardInterrupt that landed
+            # while the thread started is the caller's, and goes on up.
             with self._lock:
                 self._running = False
+            if not isinstance(error, Exception):
+                raise
             logger.warning("botocreds: could not start the event thread; events are queued")
 
     def flush(self, timeout: float) -> bool:
@@ -89,9 +92,11 @@ class Delivery:
             self._running = True
         try:
             threading.Thread(target=self._work, name="botocreds-events", daemon=True).start()
-        except BaseException:
+        except BaseException as error:
             with self._lock:
                 self._running = False
+            if not isinstance(error, Exception):
+                raise
 
     def _work(self) -> None:
         while True:

@@ -102,9 +102,11 @@ class SharedCacheFailed(RefreshEvent):
 class Reporter(Protocol):
     """Anything that can receive events: a function or an object with ``__call__``.
 
-    It is called on the thread where the event happened (a mint thread or a
-    request thread), with no botocreds lock held. Keep it fast; if it raises,
-    the error is logged and ignored.
+    It is called on botocreds' event-delivery thread (``botocreds-events``),
+    never on a request thread, a mint thread, the scheduler thread or an
+    event loop, with no botocreds lock held, and in order for each refresher.
+    A slow reporter delays later events, never a refresh; if it raises, the
+    error is logged and ignored.
     """
 
     def __call__(self, event: RefreshEvent, /) -> None: ...

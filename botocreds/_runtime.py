@@ -277,6 +277,8 @@ class RefresherRuntime(RequestPath):
             self._scheduler.dispatch(job)
         except BaseException as error:  # e.g. "can't start new thread"
             could_not_start(error)
+            if not isinstance(error, Exception):
+                raise  # a KeyboardInterrupt on the calling thread is the caller's
 
     def _run_mint(self, mint: _core.Mint) -> None:
         # On a mint-pool thread. BaseException is caught so that even a
@@ -317,7 +319,7 @@ class RefresherRuntime(RequestPath):
                     sample=sample,
                 )
             )
-        except BaseException:
+        except BaseException as error:
             logger.exception("botocreds: folding in a mint failed; releasing its claim")
             with self._lock:
                 state = self._state
@@ -329,6 +331,8 @@ class RefresherRuntime(RequestPath):
             for wake in tuple(waiters.values()):
                 wake()
             self._scheduler.schedule(self, self._monotonic() + _core.RETRY_SPACING)
+            if not isinstance(error, Exception):
+                raise
 
     def _on_due(self, now: float) -> None:
         """Called on the scheduler thread when a look is due (``now``: monotonic)."""

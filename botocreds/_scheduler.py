@@ -102,9 +102,11 @@ class MintPool:
             self._workers += 1
         try:
             self._start_worker()
-        except BaseException:
+        except BaseException as error:
             with self._lock:
                 self._workers -= 1
+            if not isinstance(error, Exception):
+                raise
             logger.warning("botocreds: could not start a mint thread; queued mints wait")
 
     @contextlib.contextmanager
@@ -310,6 +312,8 @@ class Scheduler:
             self._dispatch(job)
         except BaseException as error:
             on_error(error)
+            if not isinstance(error, Exception):
+                raise  # a KeyboardInterrupt on the calling thread is the caller's
 
     def _pass_on_handed_off(self) -> None:
         # On the scheduler thread, no lock held while dispatching.
