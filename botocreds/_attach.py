@@ -154,11 +154,13 @@ def _release(refresher: _RefresherBase) -> None:
 # Uses given back by garbage collection. A finalizer runs on whatever thread
 # triggered the collection, possibly one holding a botocreds lock, so it only
 # appends here (atomic, takes no lock); the releases happen on the next
-# attach()/wrap()/close(), or on the scheduler thread within a minute.
-_pending_releases: deque[_RefresherBase] = deque()
+# attach()/wrap()/close(), or on the scheduler thread within a minute. The
+# queue holds refreshers weakly: one that nothing else uses is freed at once,
+# and a dead one has nothing left to release.
+_pending_releases: deque[weakref.ref[_RefresherBase]] = deque()
 
 
-def _release_later(refresher: _RefresherBase) -> None:
+def _release_later(refresher: weakref.ref[_RefresherBase]) -> None:
     _pending_releases.append(refresher)
 
 
@@ -170,7 +172,9 @@ def _drain_releases() -> None:
     # including one the scheduler thread is processing, has been applied.
     with _drain_lock:
         while _pending_releases:
-            _release(_pending_releases.popleft())
+            refresher = _pending_releases.popleft()()
+            if refresher is not None:
+                _release(refresher)
         with _registry_lock:
             _prune_registry()
 
@@ -221,7 +225,7 @@ class Attachment(Generic[CredentialsT]):
         if coverage is not None:
             coverage.handles += 1
         # Gives the use back exactly once: on close(), or when the client is collected.
-        self._use = weakref.finalize(client, _release_later, refresher)
+        self._use = weakref.finalize(client, _release_later, weakref.ref(refresher))
 
     @property
     def refresher(self) -> _RefresherBase:

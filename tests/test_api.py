@@ -320,10 +320,11 @@ class TestLocking:
             collector.start()
             assert done.wait(10), "the finalizer blocked on a lock"
             collector.join(10)
-            assert _attach._pending_releases.count(refresher) == 1, "queued by the finalizer"
+            queued = [entry() for entry in _attach._pending_releases]
+            assert queued.count(refresher) == 1, "queued by the finalizer"
             assert not refresher.closed, "released later, outside the collection"
         _attach._drain_releases()
-        assert refresher not in _attach._pending_releases
+        assert refresher not in [entry() for entry in _attach._pending_releases]
         assert refresher.closed
 
     def test_a_slow_first_mint_does_not_hold_up_attach_of_another_source(self) -> None:
