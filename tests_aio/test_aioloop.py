@@ -216,6 +216,7 @@ def test_a_loop_thread_that_cannot_start_fails_the_call_at_once_and_the_next_one
         assert runner.thread is None
         assert not runner._in_flight
 
+    retain()  # held, so the thread that serves the call is still there to check
     loop, thread = served()
     assert thread.name == "botocreds-aio" and thread.is_alive()
     assert loop is runner._loop
