@@ -61,31 +61,15 @@ class Delivery:
             if _exiting:
                 return  # the interpreter is finalizing: no thread may write now
             self._queue.append(job)
-            if self._running:
-                return
-            self._running = True
-        try:
-            threading.Thread(target=self._work, name="botocreds-events", daemon=True).start()
-        except BaseException as error:
-            # No thread now (a pids limit): the job stays queued, and the next
-            # submit() or flush() tries again. A KeyboardInterrupt that landed
-            # while the thread started is the caller's, and goes on up.
-            with self._lock:
-                self._running = False
-            if not isinstance(error, Exception):
-                raise
-            logger.warning("botocreds: could not start the event thread; events are queued")
+        self._start_if_idle()
 
     def flush(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` seconds) until every queued job has run."""
-        with self._lock:
-            stalled = self._queue and not self._running
-        if stalled:
-            self._restart()
+        self._start_if_idle()
         with self._lock:
             return self._idle.wait_for(lambda: not self._queue and not self._running, timeout)
 
-    def _restart(self) -> None:
+    def _start_if_idle(self) -> None:
         with self._lock:
             if self._running or not self._queue:
                 return
@@ -93,10 +77,14 @@ class Delivery:
         try:
             threading.Thread(target=self._work, name="botocreds-events", daemon=True).start()
         except BaseException as error:
+            # No thread now (a pids limit): the jobs stay queued, and the next
+            # submit() or flush() tries again. A KeyboardInterrupt that landed
+            # while the thread started is the caller's, and goes on up.
             with self._lock:
                 self._running = False
             if not isinstance(error, Exception):
                 raise
+            logger.warning("botocreds: could not start the event thread; events are queued")
 
     def _work(self) -> None:
         while True:
