@@ -596,6 +596,20 @@ def _starts(effects: _core.Effects) -> list[_core.StartMint]:
     return [effect for effect in effects if isinstance(effect, _core.StartMint)]
 
 
+def _fresh(policy: RefreshPolicy, wall: float) -> _core.RefresherState:
+    """The state after an eager first mint at monotonic 0 of a set living 600 s."""
+    state, _ = _core.initial(
+        _snapshot_at(wall, 600.0),
+        policy,
+        renews_static=False,
+        mono=0.0,
+        wall=wall,
+        sample=0.0,
+        duration=0.0,
+    )
+    return state
+
+
 @given(
     state=states(claimed=True),
     policy=policies,
@@ -702,15 +716,7 @@ def test_retry_spacing_holds_in_a_child_that_lost_a_request_path_mint() -> None:
     # last_start (the lost mint) but not_before is still the failed mint's.
     policy = TIGHT
     wall = WALL_EPOCH
-    state, _ = _core.initial(
-        _snapshot_at(wall, 600.0),
-        policy,
-        renews_static=False,
-        mono=0.0,
-        wall=wall,
-        sample=0.0,
-        duration=0.0,
-    )
+    state = _fresh(policy, wall)
     state, _, _ = _core.demand(
         state, policy, wall=wall, mono=0.0, sample=0.0, awaited=None, situation="expired"
     )
@@ -743,15 +749,7 @@ def test_the_watchdog_abandons_a_hung_mint_when_it_fires_at_its_look() -> None:
     # look is scheduled again, due at once: a busy loop on a frozen clock.
     policy = TIGHT
     wall = WALL_EPOCH
-    state, _ = _core.initial(
-        _snapshot_at(wall, 600.0),
-        policy,
-        renews_static=False,
-        mono=0.0,
-        wall=wall,
-        sample=0.0,
-        duration=0.0,
-    )
+    state = _fresh(policy, wall)
     state, effects, _ = _core.demand(
         state, policy, wall=wall, mono=4.3, sample=0.0, awaited=None, situation="expired"
     )
