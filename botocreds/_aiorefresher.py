@@ -9,6 +9,7 @@ imported only when an async source is first built.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from botocore.credentials import Credentials, RefreshableCredentials
@@ -22,7 +23,8 @@ from ._events import Reporter
 from ._policy import RefreshPolicy
 from ._runtime import Clock, Random, RefresherRuntime
 from ._scheduler import Scheduler
-from ._sources import Source, StaticSource, identity_of, refuse_own, resolved
+from ._snapshot import Snapshot
+from ._sources import Source, StaticSource, current_set, identity_of, refuse_own, resolved
 
 
 class AioRefresher(RefresherRuntime):
@@ -56,6 +58,7 @@ class AioRefresher(RefresherRuntime):
         cache: SharedCache | None = None,
         cache_key: str | None = None,
         _scheduler: Scheduler | None = None,
+        _adopt: bool = False,
     ) -> None:
         # Resolving an async session is I/O: every argument is checked first.
         checked = check_arguments(policy, clock, random, reporter, cache, cache_key)
@@ -65,7 +68,7 @@ class AioRefresher(RefresherRuntime):
         # do not start and stop the loop thread twice.
         _aioloop.retain()
         try:
-            source, method = _aio_source_for(credentials, name, checked.mint_timeout)
+            source, method, adopt = _aio_source_for(credentials, name, checked.mint_timeout)
             super().__init__(
                 source,
                 policy=checked,
@@ -76,6 +79,7 @@ class AioRefresher(RefresherRuntime):
                 cache=cache,
                 cache_key=cache_key,
                 _scheduler=_scheduler,
+                adopt=adopt if _adopt else None,
             )
         except BaseException:
             _aioloop.release()
@@ -108,7 +112,9 @@ class AioRefresher(RefresherRuntime):
         return cast(AioBackgroundCredentials, super().credentials)
 
 
-def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tuple[Source, str]:
+def _aio_source_for(
+    credentials: object, name: str | None, timeout: float
+) -> tuple[Source, str, Callable[[Clock, float], Snapshot | None] | None]:
     """The source behind aiobotocore credentials or an async session (input checked first)."""
     from ._aioloop import AioFetchSource, run_on_loop
 
@@ -128,8 +134,8 @@ def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tu
     if isinstance(credentials, RefreshableCredentials):
         method = credentials.method or "refreshable"
         fetch = _botocore.refresh_function(credentials)
-        identity = identity_of(credentials, "aiobotocore")
-        return AioFetchSource(fetch, name or method, identity, timeout=timeout), method
+        source = AioFetchSource(fetch, name or method, identity_of(credentials), timeout=timeout)
+        return source, method, current_set(credentials)
     assert isinstance(credentials, Credentials)
     method = credentials.method or "static"
     # aiobotocore's static AioCredentials has plain attributes: copy them into a
@@ -141,4 +147,4 @@ def _aio_source_for(credentials: object, name: str | None, timeout: float) -> tu
         method=method,
         account_id=getattr(credentials, "account_id", None),
     )
-    return StaticSource(plain, name or method), method
+    return StaticSource(plain, name or method), method, None

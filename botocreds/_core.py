@@ -296,6 +296,29 @@ def initial(
     )
 
 
+def adopted(
+    snapshot: Snapshot,
+    policy: RefreshPolicy,
+    *,
+    renews_static: bool,
+    mono: float,
+    wall: float,
+    sample: float,
+) -> Step:
+    """The state of a refresher that took over a set botocore had just fetched.
+
+    No mint has run (``mint_count`` 0, nothing to report), and none is held
+    back by ``min_interval``: the next one starts when the set comes due.
+    """
+    state = RefresherState(
+        snapshot,
+        renews_static=renews_static,
+        mint_count=0,
+        refresh_at=_refresh_at(snapshot, renews_static, policy, sample),
+    )
+    return state, (Publish(snapshot), *_look(state, policy, wall, mono))
+
+
 def on_due(
     state: RefresherState,
     policy: RefreshPolicy,

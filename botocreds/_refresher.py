@@ -21,11 +21,13 @@ from ._events import Reporter
 from ._policy import RefreshPolicy
 from ._runtime import Clock, Random, RefresherRuntime
 from ._scheduler import Scheduler
+from ._snapshot import Snapshot
 from ._sources import (
     FactorySource,
     FetchSource,
     Source,
     StaticSource,
+    current_set,
     identity_of,
     refuse_own,
     resolved,
@@ -60,8 +62,9 @@ class Refresher(RefresherRuntime):
         cache: SharedCache | None = None,
         cache_key: str | None = None,
         _scheduler: Scheduler | None = None,
+        _adopt: bool = False,
     ) -> None:
-        source, method = _source_for(credentials, name)
+        source, method, adopt = _source_for(credentials, name)
         super().__init__(
             source,
             policy=policy,
@@ -72,6 +75,7 @@ class Refresher(RefresherRuntime):
             cache=cache,
             cache_key=cache_key,
             _scheduler=_scheduler,
+            adopt=adopt if _adopt else None,
         )
 
     @property
@@ -84,7 +88,9 @@ class Refresher(RefresherRuntime):
         return cast(BackgroundCredentials, super().credentials)
 
 
-def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
+def _source_for(
+    credentials: object, name: str | None
+) -> tuple[Source, str, Callable[[Clock, float], Snapshot | None] | None]:
     if credentials is None:
         raise TypeError(
             "Refresher() needs botocore Credentials or a boto3/botocore Session, got None"
@@ -101,14 +107,13 @@ def _source_for(credentials: object, name: str | None) -> tuple[Source, str]:
         credentials = resolved(session.get_credentials(), name)
     if isinstance(credentials, RefreshableCredentials):
         method = credentials.method or "refreshable"
-        return FetchSource(
-            _botocore.refresh_function(credentials),
-            name or method,
-            identity_of(credentials, "botocore"),
-        ), method
+        source = FetchSource(
+            _botocore.refresh_function(credentials), name or method, identity_of(credentials)
+        )
+        return source, method, current_set(credentials)
     if isinstance(credentials, Credentials):
         method = credentials.method or "static"
-        return StaticSource(credentials, name or method), method
+        return StaticSource(credentials, name or method), method, None
     raise TypeError(
         "Refresher() needs botocore Credentials or a boto3/botocore Session, "
         f"got {type(credentials).__name__}"

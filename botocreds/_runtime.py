@@ -88,6 +88,7 @@ class RefresherRuntime(RequestPath):
         cache: SharedCache | None,
         cache_key: str | None,
         _scheduler: Scheduler | None,
+        adopt: Callable[[Clock, float], Snapshot | None] | None = None,
     ) -> None:
         policy = check_arguments(policy, clock, random, reporter, cache, cache_key)
         self._reporter = reporter
@@ -133,8 +134,28 @@ class RefresherRuntime(RequestPath):
         )
         self._bindings_lock = threading.Lock()
 
-        # The eager first mint runs here, on the constructing thread: a source
-        # that cannot mint fails now, loudly, rather than on the first request.
+        # A set botocore has just fetched, with more than the floor left, is
+        # served as it is. Otherwise the eager first mint runs here, on the
+        # constructing thread: a source that cannot mint fails now, loudly,
+        # rather than on the first request.
+        current = None if adopt is None else adopt(self._clock, policy.floor)
+        if current is not None:
+            state, effects = _core.adopted(
+                current,
+                policy,
+                renews_static=source.renews_static,
+                mono=self._monotonic(),
+                wall=self._clock(),
+                sample=self._sample(),
+            )
+        else:
+            state, effects = self._first_mint(source, policy)
+        self._state = state
+        _runtimes.add(self)
+        self._scheduler.register(self)
+        self._step(lambda _: (state, effects))
+
+    def _first_mint(self, source: Source, policy: RefreshPolicy) -> _core.Step:
         started = self._monotonic()
         began = time.monotonic()  # durations are real elapsed time
         try:
@@ -144,7 +165,7 @@ class RefresherRuntime(RequestPath):
             duration = time.monotonic() - began
             self._deliver(RefreshFailed(self.name, duration, None, 1, reason))
             raise CredentialsUnavailable(source=self.name, reason=reason) from error
-        state, effects = _core.initial(
+        return _core.initial(
             snapshot,
             policy,
             renews_static=source.renews_static,
@@ -153,10 +174,6 @@ class RefresherRuntime(RequestPath):
             sample=self._sample(),
             duration=time.monotonic() - began,
         )
-        self._state = state
-        _runtimes.add(self)
-        self._scheduler.register(self)
-        self._step(lambda _: (state, effects))
 
     # -- the state ------------------------------------------------------------------
     def _step(

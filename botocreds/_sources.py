@@ -136,7 +136,34 @@ def resolved(credentials: Credentials | None, name: str | None) -> Credentials:
     return credentials
 
 
-def identity_of(credentials: RefreshableCredentials, stack: str) -> str | None:
+def identity_of(credentials: RefreshableCredentials) -> str | None:
     """A shared-cache identity for botocore or aiobotocore refreshable credentials, if known."""
-    botocore_key = _botocore.fetcher_identity(credentials)
-    return None if botocore_key is None else f"{stack}-{botocore_key}"
+    identity = _botocore.source_identity(credentials)
+    return None if identity is None else identity.key()
+
+
+def current_set(credentials: RefreshableCredentials) -> Callable[[Clock, float], Snapshot | None]:
+    """What a refresher taking over ``credentials`` may serve without fetching.
+
+    The set botocore already holds, if it has more than the floor left: botocore
+    has just fetched it (a process, container or instance-metadata source
+    fetches while resolving), so fetching again would double every start-up's
+    calls. ``None`` for a deferred object that has fetched nothing yet, or a set
+    too close to expiry.
+    """
+
+    def adopt(clock: Clock, floor: float) -> Snapshot | None:
+        current = _botocore.peek(credentials)
+        if current is None:
+            return None
+        frozen, expiry = current
+        now = clock()
+        try:
+            expires_at = to_epoch(expiry)
+            if expires_at - now <= floor:
+                return None
+            return make_snapshot(frozen, now=now, expires_at=expires_at, floor=floor)
+        except (BadAnswer, OverflowError, ValueError, TypeError):
+            return None  # not servable as it is: the first mint decides
+
+    return adopt
