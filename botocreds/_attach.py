@@ -1,8 +1,9 @@
 """``attach(client)``, ``wrap(session)`` and ``shutdown()``: the two-line integration.
 
-Both share refreshers through a registry keyed by the underlying botocore
-credentials object (and the policy): ten clients made from one session share
-one refresher, so one fetch per lifetime, not ten.
+Both share refreshers through a registry keyed by the source the credentials
+come from (and the options): twenty sessions over one profile, and every
+client made from them, share one refresher, so one fetch per lifetime, not
+twenty. Credentials whose source botocreds cannot name share per object.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._reactive import install_reactive_retry
 from ._refresher import Refresher
 from ._runtime import RefresherRuntime as _RefresherBase
 from ._scheduler import add_housekeeping, all_schedulers
+from ._sharing import SingleFlight
 
 SessionT = TypeVar("SessionT")
 #: What an attached client signs with: ``BackgroundCredentials`` for a botocore
@@ -59,9 +61,9 @@ class _Options:
 # refresher has died is removed by _prune_registry(): the credentials object
 # usually outlives its refreshers (it lives in its session), and each entry
 # holds its options, a reporter included, strongly.
-_registry: weakref.WeakKeyDictionary[Credentials, dict[_Options, weakref.ref[_RefresherBase]]] = (
-    weakref.WeakKeyDictionary()
-)
+_registry: weakref.WeakKeyDictionary[
+    Credentials, dict[tuple[_Options, bool], weakref.ref[_RefresherBase]]
+] = weakref.WeakKeyDictionary()
 # The (dead) weak references of registry entries whose refresher has died
 # since the last prune. The weakref callback that fills it may run inside a
 # collection on any thread, one holding any botocreds lock included, so it
@@ -86,40 +88,73 @@ def _options(policy: object, reporter: object, cache: object, cache_key: object)
 
 
 def _acquire(credentials: Credentials, options: _Options, *, aio: bool) -> _RefresherBase:
-    """Take one use of the shared refresher for ``credentials`` under ``policy``.
+    """Take one use of the shared refresher for ``credentials`` under ``options``.
 
-    Creates it on first use (which may raise, from the eager first mint; the
-    registry is then left as it was) and resumes it if it was closed. The first
-    mint runs outside the registry lock, so one slow source never holds up
-    attach() or wrap() of another; if two threads race, one refresher wins.
+    Credentials whose source botocreds can name (``_botocore.source_identity``:
+    the same profile's ``credential_process``, the same role, the same
+    container endpoint…) share one refresher per source, whichever session
+    resolved them; others share one per credentials object. The refresher is
+    created on first use, which may raise (from the eager first mint; the
+    registry is then left as it was), and resumed if it was closed. Creation
+    runs outside the registry lock, once per key: callers that arrive
+    meanwhile wait for it and share it, and its first fetch.
     """
     _drain_releases()
-    with _registry_lock:
-        _prune_registry()
-        known = _registry.get(credentials, {}).get(options)
-        refresher = None if known is None else known()
-        if refresher is not None:
-            _retain(refresher)
+    identity = _botocore.source_identity(credentials)
+    key: _Key = (identity, options, aio) if identity is not None else (credentials, options, aio)
+
+    def find() -> _RefresherBase | None:
+        with _registry_lock:
+            _prune_registry()
+            refresher = _registered(key)
+            if refresher is not None:
+                _retain(refresher)
             return refresher
-    kind = AioRefresher if aio else Refresher
-    created = kind(
-        credentials,
-        policy=options.policy,
-        reporter=options.reporter,
-        cache=options.cache,
-        cache_key=options.cache_key,
-    )
-    with _registry_lock:
-        by_options = _registry.setdefault(credentials, {})
-        known = by_options.get(options)
-        refresher = None if known is None else known()
-        if refresher is None:
-            refresher = created
-            by_options[options] = weakref.ref(refresher, _dead_entries.append)
-        _retain(refresher)
-    if refresher is not created:
-        created.close()
-    return refresher
+
+    def build() -> _RefresherBase:
+        kind = AioRefresher if aio else Refresher
+        created = kind(
+            credentials,
+            policy=options.policy,
+            reporter=options.reporter,
+            cache=options.cache,
+            cache_key=options.cache_key,
+            _adopt=True,
+        )
+        with _registry_lock:
+            _register(key, created)
+            _retain(created)
+        return created
+
+    return _builds.run(key, find, build)
+
+
+# A registry key: a named source (or, failing that, one credentials object),
+# the options, and whether the refresher serves aiobotocore clients.
+_Key = tuple[object, _Options, bool]
+_builds: SingleFlight[_Key, _RefresherBase] = SingleFlight()
+# Refreshers of the sources botocreds can name, by source identity and options.
+_by_source: dict[_Key, weakref.ref[_RefresherBase]] = {}
+
+
+def _registered(key: _Key) -> _RefresherBase | None:
+    """The live refresher registered under ``key``. Registry lock held."""
+    subject, options, aio = key
+    if isinstance(subject, _botocore.SourceIdentity):
+        known = _by_source.get(key)
+    else:
+        known = _registry.get(cast(Credentials, subject), {}).get((options, aio))
+    return None if known is None else known()
+
+
+def _register(key: _Key, refresher: _RefresherBase) -> None:
+    """Record ``refresher`` under ``key``. Registry lock held."""
+    subject, options, aio = key
+    reference = weakref.ref(refresher, _dead_entries.append)
+    if isinstance(subject, _botocore.SourceIdentity):
+        _by_source[key] = reference
+    else:
+        _registry.setdefault(cast(Credentials, subject), {})[(options, aio)] = reference
 
 
 def _prune_registry() -> None:
@@ -127,6 +162,9 @@ def _prune_registry() -> None:
     if not _dead_entries:
         return
     _dead_entries.clear()
+    for key, known in list(_by_source.items()):
+        if known() is None:
+            del _by_source[key]
     for credentials, by_options in list(_registry.items()):
         for options, known in list(by_options.items()):
             if known() is None:

@@ -10,6 +10,9 @@ quietly in production.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 import weakref
 from collections.abc import Callable, Mapping
@@ -236,14 +239,252 @@ def peek(credentials: RefreshableCredentials) -> tuple[ReadOnlyCredentials, date
     return frozen, expiry
 
 
-def fetcher_identity(credentials: RefreshableCredentials) -> str | None:
-    """botocore's own identity for the role behind an assume-role or web-identity fetch.
+# -- which source a credentials object refreshes from -------------------------------
+@dataclass(frozen=True)
+class SourceIdentity:
+    """Which source a set of botocore credentials refreshes from, never a secret.
 
-    botocore's ``CachedCredentialFetcher`` keys its JSON file cache by a hash
-    of the role's arguments (``_cache_key``); botocreds reuses it as the
-    identity of a shared cache entry. ``None`` for other sources.
+    Two credentials objects with equal identities get their sets from the same
+    place (the same profile's ``credential_process`` command, the same role
+    assumed with the same source credentials, the same container endpoint…),
+    so one refresher, and one shared-cache entry, can serve both. ``kind`` is
+    botocore's provider method; ``details`` are plain strings (a value that
+    could be sensitive, such as an external ID or a container token, is only
+    there as a hash). The repr shows the kind alone.
     """
-    fetch = refresh_function(credentials)
+
+    kind: str
+    details: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        """A bounded, filename-safe string naming this source in a shared store."""
+        digest = hashlib.sha256(json.dumps([self.kind, *self.details]).encode()).hexdigest()
+        safe_kind = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.kind)[:40]
+        return f"{safe_kind}-{digest[:32]}"
+
+    def __repr__(self) -> str:
+        return f"SourceIdentity({self.kind!r})"
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(str(value).encode()).hexdigest()[:32]
+
+
+def _free_variables(function: object) -> dict[str, Any]:
+    """The variables a closure captured, by name (``{}`` for anything else).
+
+    botocore's process and container providers refresh through closures
+    (``lambda: self._retrieve_credentials_using(credential_process)``, and
+    ``fetch_creds`` over ``full_uri``): what they refresh from lives only there.
+    """
+    code = getattr(function, "__code__", None)
+    cells = getattr(function, "__closure__", None) or ()
+    names = getattr(code, "co_freevars", ())
+    found: dict[str, Any] = {}
+    for name, cell in zip(names, cells, strict=False):
+        try:
+            found[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    return found
+
+
+def _refresh_target(credentials: object) -> Any:
+    """The function a refreshable credentials object refreshes with, MFA wrapper removed."""
+    fetch = getattr(credentials, "_refresh_using", None)
+    # create_mfa_serial_refresher() wraps the fetcher in a one-shot _Refresher.
+    inner = getattr(fetch, "_refresh", None)
+    if type(fetch).__name__ == "_Refresher" and callable(inner):
+        return inner
+    return fetch
+
+
+def _is_refreshable(credentials: object) -> bool:
+    refreshable = _aiobotocore_class("credentials", "AioRefreshableCredentials")
+    return isinstance(credentials, RefreshableCredentials) or (
+        refreshable is not None and isinstance(credentials, refreshable)
+    )
+
+
+def source_identity(credentials: object) -> SourceIdentity | None:
+    """Which source botocore or aiobotocore refreshable ``credentials`` come from.
+
+    Read from the provider objects botocore left behind (the fetcher the
+    credentials refresh with, and its configuration): a ``credential_process``
+    command and its profile, a role (ARN, source credentials, session name,
+    external ID, MFA serial, duration, policy), web identity (role and token
+    file), a container endpoint and its token, instance metadata, SSO (start
+    URL, account, role) or ``aws login``. ``None`` when botocreds cannot tell:
+    those credentials are shared only with clients of the very same object.
+    """
+    if not _is_refreshable(credentials):
+        return None
+    method = getattr(credentials, "method", None)
+    fetch = _refresh_target(credentials)
     owner = getattr(fetch, "__self__", None)
-    key = getattr(owner, "_cache_key", None)
-    return key if isinstance(key, str) and key else None
+    captured = _free_variables(fetch)
+    if method == "custom-process":
+        command = captured.get("credential_process")
+        profile = getattr(captured.get("self"), "_profile_name", None)
+        if isinstance(command, str):
+            return SourceIdentity(method, (str(profile), command))
+        return None
+    if method == "container-role":
+        return _container_identity(captured)
+    if method == "iam-role":
+        base_url = getattr(owner, "_base_url", None)
+        return SourceIdentity(method, (str(base_url),)) if base_url is not None else None
+    if method in ("assume-role", "assume-role-with-web-identity"):
+        return _role_identity(method, owner)
+    if method == "sso":
+        details = [getattr(owner, name, None) for name in _SSO_FIELDS]
+        if details[0] is None:
+            return None
+        return SourceIdentity(method, tuple(str(value) for value in details))
+    if method == "login":
+        session_name = getattr(owner, "_session_name", None)
+        return SourceIdentity(method, (str(session_name),)) if session_name else None
+    return None
+
+
+_SSO_FIELDS = ("_start_url", "_account_id", "_role_name", "_sso_session_name", "_sso_region")
+# The container provider's environment variables (botocore's ContainerProvider).
+_CONTAINER_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+_CONTAINER_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
+
+
+def _container_identity(captured: Mapping[str, Any]) -> SourceIdentity | None:
+    full_uri = captured.get("full_uri")
+    if not isinstance(full_uri, str):
+        return None
+    environ: Mapping[str, str] = getattr(captured.get("self"), "_environ", None) or {}
+    token_file = environ.get(_CONTAINER_TOKEN_FILE)
+    token = environ.get(_CONTAINER_TOKEN)
+    if token_file is not None:
+        authorization = f"file:{token_file}"
+    elif token is not None:
+        authorization = f"token:{_digest(token)}"
+    else:
+        authorization = "none"
+    return SourceIdentity("container-role", (full_uri, authorization))
+
+
+# The AssumeRole arguments that make two roles' credentials differ; a default
+# (generated) session name does not. Values that could be sensitive are hashed.
+_ROLE_ARGUMENTS = ("RoleArn", "RoleSessionName", "SerialNumber", "DurationSeconds")
+_HASHED_ROLE_ARGUMENTS = ("ExternalId", "Policy", "PolicyArns", "Tags", "TransitiveTagKeys")
+
+
+def _role_identity(method: str, fetcher: object) -> SourceIdentity | None:
+    arguments = getattr(fetcher, "_assume_kwargs", None)
+    if not isinstance(arguments, Mapping) or not isinstance(arguments.get("RoleArn"), str):
+        return None
+    details: list[str] = []
+    for name in _ROLE_ARGUMENTS:
+        if name == "RoleSessionName" and getattr(fetcher, "_using_default_session_name", False):
+            details.append(f"{name}=<default>")
+        elif name in arguments:
+            details.append(f"{name}={arguments[name]}")
+    details += [f"{n}#{_digest(arguments[n])}" for n in _HASHED_ROLE_ARGUMENTS if n in arguments]
+    if method == "assume-role-with-web-identity":
+        loader = getattr(fetcher, "_web_identity_token_loader", None)
+        token_file = getattr(loader, "_web_identity_token_path", None)
+        if not isinstance(token_file, str):
+            return None
+        details.append(f"token_file={token_file}")
+    else:
+        source = _source_credentials_identity(getattr(fetcher, "_source_credentials", None))
+        if source is None:
+            return None
+        details.append(f"source={source.kind}:{source.key()}")
+    return SourceIdentity(method, tuple(details))
+
+
+def _source_credentials_identity(source: object) -> SourceIdentity | None:
+    """The identity of the credentials a role is assumed with."""
+    if isinstance(source, SnapshotCredentials):
+        return None  # botocreds' own: known to their refresher, not to botocore
+    if _is_refreshable(source):
+        return source_identity(source)
+    if isinstance(source, Credentials):
+        # Static keys: the access key ID names them; it is not a secret.
+        return SourceIdentity("static", (str(source.access_key),))
+    return None
+
+
+# -- sessions: what they resolved, and what decides their resolution ----------------
+def resolved_credentials(session: object) -> Any:
+    """What a botocore or aiobotocore session resolved already (``None``: nothing yet).
+
+    ``Session.get_credentials()`` caches its answer in ``_credentials``;
+    ``set_credentials()`` and explicit keys set it too.
+    """
+    return getattr(session, "_credentials", None)
+
+
+def serve_resolved(session: object, credentials: object) -> None:
+    """Make ``session.get_credentials()`` answer ``credentials`` from now on."""
+    session._credentials = credentials  # type: ignore[attr-defined]
+
+
+def resolution_key(session: object) -> str | None:
+    """A digest of everything that decides how ``session`` will resolve its credentials.
+
+    Two sessions with equal keys run botocore's default chain over the same
+    profile, configuration, files and environment, so they resolve to the same
+    source: one resolution can serve both. ``None`` when that cannot be
+    promised: a session that resolved already, or whose credential resolver
+    was built or replaced (``register_component``) before its first
+    resolution. The region is left out on purpose: it only picks the STS
+    endpoint a role is assumed through, not the credentials. The digest hides
+    every value it covers (the environment's keys included).
+    """
+    if resolved_credentials(session) is not None:
+        return None
+    deferred = getattr(getattr(session, "_components", None), "_deferred", None)
+    if not isinstance(deferred, dict) or "credential_provider" not in deferred:
+        return None
+    try:
+        profile = session.profile  # type: ignore[attr-defined]
+        scoped = session.get_scoped_config()  # type: ignore[attr-defined]
+        instance_vars = session.instance_variables()  # type: ignore[attr-defined]
+        paths = [
+            session.get_config_variable(name)  # type: ignore[attr-defined]
+            for name in ("config_file", "credentials_file")
+        ]
+    except Exception:
+        return None  # e.g. a missing profile: botocore's own resolution will say so
+    files = []
+    for path in paths:
+        try:
+            status = os.stat(os.path.expanduser(str(path)))
+            files.append([str(path), status.st_ino, status.st_size, status.st_mtime_ns])
+        except OSError:
+            files.append([str(path), None])
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    payload = [type(session).__qualname__, profile, scoped, instance_vars, files, environment]
+    encoded = json.dumps(payload, sort_keys=True, default=repr).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionHooks:
+    """The methods botocreds wraps, at class level, to cover every session of a class."""
+
+    owner: type
+    get_credentials: str
+    create_client: str
+    is_async: bool
+
+
+def botocore_session_hooks() -> SessionHooks:
+    """botocore's ``Session``: ``get_credentials()`` and ``create_client()``."""
+    return SessionHooks(botocore.session.Session, "get_credentials", "create_client", False)
+
+
+def aiobotocore_session_hooks(module: Any) -> SessionHooks:
+    """aiobotocore's ``AioSession``: the ``get_credentials`` and ``_create_client`` coroutines.
+
+    Its ``create_client()`` returns a context manager around ``_create_client()``.
+    """
+    return SessionHooks(module.AioSession, "get_credentials", "_create_client", True)
