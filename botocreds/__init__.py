@@ -29,6 +29,7 @@ from ._events import (
     set_reporters,
 )
 from ._filecache import FileCache
+from ._install import install, uninstall
 from ._metrics import opentelemetry_reporter, prometheus_reporter
 from ._policy import RefreshPolicy
 from ._rediscache import RedisCache
@@ -65,10 +66,12 @@ __all__ = [
     "from_fetcher",
     "get_reporters",
     "health",
+    "install",
     "opentelemetry_reporter",
     "prometheus_reporter",
     "set_reporters",
     "shutdown",
+    "uninstall",
     "web_identity",
     "wrap",
 ]
