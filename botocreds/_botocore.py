@@ -447,7 +447,11 @@ def resolution_key(session: object) -> str | None:
     try:
         profile = session.profile  # type: ignore[attr-defined]
         scoped = session.get_scoped_config()  # type: ignore[attr-defined]
-        instance_vars = session.instance_variables()  # type: ignore[attr-defined]
+        instance_vars = {
+            name: value
+            for name, value in session.instance_variables().items()  # type: ignore[attr-defined]
+            if name not in _NOT_DECIDING
+        }
         paths = [
             session.get_config_variable(name)  # type: ignore[attr-defined]
             for name in ("config_file", "credentials_file")
@@ -465,6 +469,12 @@ def resolution_key(session: object) -> str | None:
     payload = [type(session).__qualname__, profile, scoped, instance_vars, files, environment]
     encoded = json.dumps(payload, sort_keys=True, default=repr).encode()
     return hashlib.sha256(encoded).hexdigest()
+
+
+# Session settings that do not change which credentials a session resolves:
+# the profile is in the key already (however it was chosen), the region only
+# picks an STS endpoint.
+_NOT_DECIDING = frozenset({"profile", "region"})
 
 
 @dataclass(frozen=True)
