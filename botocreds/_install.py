@@ -287,6 +287,15 @@ async def _aio_get_credentials(
     if shared is not None:  # an earlier session resolved the same way
         _serve(instance, shared, original=None)
         return shared.credentials
+    if current is None and key is not None:
+        # One resolution for every session resolving the same way at once: it
+        # runs on botocreds' loop, and the waiting on a thread, never this loop.
+        try:
+            return await asyncio.to_thread(_resolve_on_loop_once, instance, wrapped, options, key)
+        except _BotocoreSaid as said:
+            raise said.error.with_traceback(said.error.__traceback__) from None
+        except Exception as error:
+            return _step_aside(error, installation, instance, None) or await wrapped()
     if current is None:
         current = await wrapped()  # aiobotocore's resolution, on the caller's loop
     if current is None or not _covers(current):
@@ -389,7 +398,34 @@ def _cover_session(
 
     key = _botocore.resolution_key(session)
     if key is None:
-        return _take(session, resolve(), options)
+        return _take(session, resolve(), options, aio=False)
+    return _resolve_once(session, key, options, resolve, aio=False)
+
+
+def _resolve_on_loop_once(
+    session: Any, get_credentials: Callable[[], Any], options: _Options, key: str
+) -> Any:
+    """:func:`_resolve_once` for an aiobotocore session, from a worker thread."""
+    from ._aioloop import run_on_loop
+
+    def resolve() -> Any:
+        try:
+            return run_on_loop(get_credentials, options.policy.mint_timeout)
+        except Exception as error:
+            raise _BotocoreSaid(error) from None
+
+    return _resolve_once(session, key, options, resolve, aio=True)
+
+
+def _resolve_once(
+    session: Any, key: str, options: _Options, resolve: Callable[[], Any], *, aio: bool
+) -> Any:
+    """Resolve ``session``, once for every session with the same key and options.
+
+    The first caller runs botocore's chain and covers what it resolved; the
+    others, arriving meanwhile or later, take the same refresher (or the same
+    static credentials) without resolving at all.
+    """
     flight = (key, options)
 
     def find() -> Any:
@@ -404,8 +440,7 @@ def _cover_session(
         return found
 
     def build() -> Any:
-        resolved = resolve()
-        taken = _take(session, resolved, options)
+        taken = _take(session, resolve(), options, aio=aio)
         if taken is not None:
             owner = getattr(taken, "_owner", None)
             shared = owner if _is_runtime(owner) else taken
@@ -429,11 +464,11 @@ class _Built:
     credentials: Any
 
 
-def _take(session: Any, resolved: Any, options: _Options) -> Any:
+def _take(session: Any, resolved: Any, options: _Options, *, aio: bool) -> Any:
     """Cover what ``session`` just resolved, if it refreshes; the credentials it answers."""
     if resolved is None or not _covers(resolved):
         return resolved
-    refresher = _refresher_for(resolved, options, aio=False)
+    refresher = _refresher_for(resolved, options, aio=aio)
     _serve(session, refresher, original=resolved)
     return refresher.credentials
 
