@@ -62,10 +62,12 @@ def test_the_public_api_is_exactly_this() -> None:
         "from_fetcher",
         "get_reporters",
         "health",
+        "install",
         "opentelemetry_reporter",
         "prometheus_reporter",
         "set_reporters",
         "shutdown",
+        "uninstall",
         "web_identity",
         "wrap",
     ]
