@@ -14,14 +14,12 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
-import wrapt
 from botocore.client import BaseClient
 from botocore.credentials import Credentials
 
 from . import _botocore
-from ._aiorefresher import AioRefresher
 from ._cache import SharedCache, check_cache
 from ._checks import not_a_client_hint
 from ._credentials import BackgroundCredentials, SnapshotCredentials
@@ -35,6 +33,9 @@ from ._refresher import Refresher
 from ._runtime import RefresherRuntime as _RefresherBase
 from ._scheduler import add_housekeeping, all_schedulers
 from ._sharing import SingleFlight
+
+if TYPE_CHECKING:
+    from ._aiorefresher import AioRefresher
 
 SessionT = TypeVar("SessionT")
 #: What an attached client signs with: ``BackgroundCredentials`` for a botocore
@@ -112,7 +113,11 @@ def _acquire(credentials: Credentials, options: _Options, *, aio: bool) -> _Refr
             return refresher
 
     def build() -> _RefresherBase:
-        kind = AioRefresher if aio else Refresher
+        kind: type[Refresher | AioRefresher] = Refresher
+        if aio:  # the async path loads on first async use
+            from ._aiorefresher import AioRefresher
+
+            kind = AioRefresher
         created = kind(
             credentials,
             policy=options.policy,
@@ -528,6 +533,8 @@ def wrap(
         if _botocore.client_credentials(client) is background:
             install_reactive_retry(client)
         return client
+
+    import wrapt  # only wrap() patches sessions; imported before taking the lock
 
     with _registry_lock:
         if _wrapper_of(inner) is not None:  # another thread wrapped it meanwhile

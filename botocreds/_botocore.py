@@ -85,9 +85,9 @@ def is_aio_session(value: object) -> bool:
 
 
 def _is_boto3_session(value: object) -> bool:
-    import boto3.session
-
-    return isinstance(value, boto3.session.Session)
+    # Only a loaded boto3 can have made a boto3 session: look it up, never import it.
+    cls = getattr(sys.modules.get("boto3.session"), "Session", None)
+    return isinstance(cls, type) and isinstance(value, cls)
 
 
 def client_credentials(client: BaseClient) -> Credentials | None:

@@ -198,11 +198,6 @@ def test_sync_attach_and_wrap_load_no_shared_tier_metrics_cli_sts_or_event_loop(
     assert _matching(loaded, NOT_FOR_SYNC_USE) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_botocore._is_boto3_session() imports boto3.session instead of looking it up "
-    "in sys.modules",
-)
 def test_attaching_a_botocore_client_loads_no_boto3() -> None:
     loaded = _newly_loaded(
         "import botocore.session\n"
@@ -216,10 +211,6 @@ def test_attaching_a_botocore_client_loads_no_boto3() -> None:
     assert _matching(loaded, ("boto3",)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_attach.py imports wrapt (used by wrap() only) and _aiorefresher at module level",
-)
 def test_attaching_a_sync_client_loads_neither_wrapt_nor_the_async_path() -> None:
     loaded = _newly_loaded(
         "import boto3\n"
