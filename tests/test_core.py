@@ -282,13 +282,27 @@ class CoreMachine(RuleBasedStateMachine):
         kind=st.sampled_from(["expiring", "expiring", "static", "renewing"]),
         extra=EXTRA_LIFE,
         sample=SAMPLES,
+        adopt=st.booleans(),
     )
-    def eager_first_mint(
-        self, policy: RefreshPolicy, kind: str, extra: float, sample: float
+    def first_set(
+        self, policy: RefreshPolicy, kind: str, extra: float, sample: float, adopt: bool
     ) -> None:
+        """The eager first mint, or (``adopt``) a set botocore had just fetched, taken over."""
         self.policy = policy
         self.kind = kind
         snapshot = self.fresh(extra)
+        if adopt:
+            state, effects = _core.adopted(
+                snapshot,
+                policy,
+                renews_static=kind == "renewing",
+                mono=self.mono,
+                wall=self.wall,
+                sample=sample,
+            )
+            self.state = state
+            self.commit(state, effects)
+            return
         state, effects = _core.initial(
             snapshot,
             policy,
@@ -852,7 +866,7 @@ def test_the_model_sees_a_request_wake_when_its_mint_fails_to_start() -> None:
     # The "effect fails" rule, spelled out once: the mint that cannot start is
     # folded in at once, its claim released and the waiter woken.
     machine = CoreMachine()
-    machine.eager_first_mint(TIGHT, "expiring", 20.0, 0.0)
+    machine.first_set(TIGHT, "expiring", 20.0, 0.0, False)
     machine.threads_fail = True
     machine.wall += 1_000.0
     machine.reader_looks(0.0, racy=False)
@@ -861,3 +875,61 @@ def test_the_model_sees_a_request_wake_when_its_mint_fails_to_start() -> None:
     assert [w.woken for w in machine.waiters] == [True]
     machine.the_flag_always_clears()
     machine.every_open_refresher_has_a_due_time()
+
+
+# -- adopting a set botocore fetched ----------------------------------------------------
+@given(
+    policy=policies,
+    lifetime=st.one_of(st.none(), st.floats(1.0, 3600.0)),
+    renews_static=st.booleans(),
+    mono=times,
+    ago=st.floats(min_value=0.0, max_value=1.0),
+    sample=SAMPLES,
+)
+def test_an_adopted_set_is_published_as_is_with_no_mint_and_a_look_at_its_refresh_time(
+    policy: RefreshPolicy,
+    lifetime: float | None,
+    renews_static: bool,
+    mono: float,
+    ago: float,
+    sample: float,
+) -> None:
+    snapshot = _snapshot_at(WALL_EPOCH - ago, lifetime, floor=policy.floor)
+    state, effects = _core.adopted(
+        snapshot, policy, renews_static=renews_static, mono=mono, wall=WALL_EPOCH, sample=sample
+    )
+    assert state.snapshot is snapshot
+    assert state.mint_count == 0
+    assert state.claimed is None and state.abandoned is None and state.last_id == 0
+    assert not state.last_failed and not state.closed
+    assert not any(isinstance(e, (_core.Succeeded, _core.StartMint)) for e in effects)
+    publishes = [e for e in effects if isinstance(e, _core.Publish)]
+    assert publishes == [_core.Publish(snapshot)]
+    looks = [e for e in effects if isinstance(e, _core.LookAt)]
+    if snapshot.expires or renews_static:
+        refresh_at = snapshot.issued_at + (
+            policy.refresh_offset(snapshot.lifetime, sample)
+            if snapshot.expires
+            else policy.static_ttl
+        )
+        assert state.refresh_at == refresh_at
+        # Not held back by min_interval: the look is when the set comes due.
+        assert looks == [_core.LookAt(mono + max(0.0, refresh_at - WALL_EPOCH))]
+    else:
+        assert math.isinf(state.refresh_at)
+        assert looks == []
+
+
+def test_an_adopted_set_refreshes_when_due_even_with_a_long_min_interval() -> None:
+    policy = RefreshPolicy(min_interval=3600.0, floor=10.0)
+    snapshot = _snapshot_at(WALL_EPOCH, 600.0, floor=policy.floor)
+    state, _ = _core.adopted(
+        snapshot, policy, renews_static=False, mono=0.0, wall=WALL_EPOCH, sample=0.0
+    )
+    due = state.refresh_at - WALL_EPOCH
+    assert 0.0 < due < 3600.0
+    _, early = _core.on_due(state, policy, wall=WALL_EPOCH + due / 2, mono=due / 2, sample=0.0)
+    assert _starts(early) == []
+    claimed, effects = _core.on_due(state, policy, wall=WALL_EPOCH + due, mono=due, sample=0.0)
+    assert [start.mint.id for start in _starts(effects)] == [1]
+    assert claimed.claimed == _core.Mint(1, due)
