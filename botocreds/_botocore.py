@@ -292,10 +292,12 @@ def _free_variables(function: object) -> dict[str, Any]:
 def _refresh_target(credentials: object) -> Any:
     """The function a refreshable credentials object refreshes with, MFA wrapper removed."""
     fetch = getattr(credentials, "_refresh_using", None)
-    # create_mfa_serial_refresher() wraps the fetcher in a one-shot _Refresher.
-    inner = getattr(fetch, "_refresh", None)
-    if type(fetch).__name__ == "_Refresher" and callable(inner):
-        return inner
+    # create_mfa_serial_refresher() wraps the fetcher in a one-shot _Refresher:
+    # botocore refreshes with that object, aiobotocore with its bound ``call``.
+    for wrapper in (fetch, getattr(fetch, "__self__", None)):
+        inner = getattr(wrapper, "_refresh", None)
+        if type(wrapper).__name__ == "_Refresher" and callable(inner):
+            return inner
     return fetch
 
 

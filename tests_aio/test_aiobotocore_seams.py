@@ -10,7 +10,6 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
 from botocore.client import BaseClient
 
 from botocreds import _botocore
@@ -261,11 +260,6 @@ def test_the_aio_mfa_refresher_is_the_call_method_of_a_refresher_over_the_fetche
     assert owner._refresh is fetch, "aiobotocore's _Refresher._refresh moved"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_refresh_target unwraps botocore's _Refresher instance, not aiobotocore's "
-    "bound _Refresher.call: an aio role with mfa_serial names no source",
-)
 def test_an_aio_role_with_an_mfa_serial_names_its_source() -> None:
     from aiobotocore.credentials import (
         AioAssumeRoleCredentialFetcher,
