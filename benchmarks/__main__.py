@@ -22,10 +22,12 @@ from . import (
     hot_path,
     import_time,
     many_clients,
+    many_sessions,
     outage,
     results,
     shared_cache,
     short_lived,
+    startup,
     tail_latency,
     tail_latency_async,
 )
@@ -43,6 +45,8 @@ SCENARIOS: dict[int, Scenario] = {
     7: shared_cache.run,
     8: tail_latency_async.run,
     9: import_time.run,
+    10: startup.run,
+    11: many_sessions.run,
 }
 
 

@@ -7,8 +7,13 @@ Every credential here is fake, every network call goes to a moto server on
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
+import shlex
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +36,7 @@ from botocore.credentials import (
 )
 
 import botocreds
+from tests._process_creds import command_for
 
 matplotlib.use("Agg")
 
@@ -439,3 +445,101 @@ def draw_latency_panel(
         )
     ax.axhline(slow * 1000, color="grey", linestyle="--", linewidth=0.8)
     ax.set_yscale("log")
+
+
+# -- fresh interpreters ---------------------------------------------------------------
+
+ROOT = OUT_DIR.parent
+#: The ways of running boto3 that the fresh-interpreter scenarios compare, in report order.
+VARIANTS = ("boto3", "wrap", "plugin", "install")
+VARIANT_TITLES = {
+    "boto3": "plain boto3",
+    "wrap": "`botocreds.wrap(boto3.Session())`",
+    "plugin": "the client plugin (`BOTOCORE_EXPERIMENTAL__PLUGINS`)",
+    "install": "`botocreds.install()`",
+}
+PLUGIN_VARIABLE = "BOTOCORE_EXPERIMENTAL__PLUGINS"
+PLUGIN_VALUE = "botocreds=botocreds.plugin"
+#: How long a fresh interpreter may run before the benchmark gives up on it.
+CHILD_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class CountedProfile:
+    """A config profile whose ``credential_process`` is slow and counted.
+
+    The process is ``tests/_process_creds.py``: it sleeps ``delay`` seconds,
+    counts itself under ``state_dir`` and prints credentials that live
+    ``lifetime`` seconds.
+    """
+
+    name: str
+    state_dir: Path
+    lifetime: float
+    delay: float
+
+    def section(self) -> str:
+        """The profile's section of an AWS config file."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        header = "[default]" if self.name == "default" else f"[profile {self.name}]"
+        command = shlex.join(command_for(self.state_dir, self.lifetime, self.delay))
+        return f"{header}\ncredential_process = {command}\nregion = {REGION}\n\n"
+
+
+def aws_config(directory: Path, profiles: Sequence[CountedProfile]) -> Path:
+    """Write an AWS config file (and an empty credentials file) holding ``profiles``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "config"
+    config.write_text("".join(profile.section() for profile in profiles))
+    (directory / "credentials").touch()
+    return config
+
+
+def fresh_environment(
+    config: Path, variant: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a fresh interpreter that sees only ``config`` for AWS settings.
+
+    Every ``AWS_*`` and ``BOTOCREDS_*`` variable of this process is left out, and
+    instance metadata is off; the ``plugin`` variant gets the plugin variable.
+    """
+    keep = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "BOTOCREDS_")) and name != PLUGIN_VARIABLE
+    }
+    keep.update(
+        AWS_CONFIG_FILE=str(config),
+        AWS_SHARED_CREDENTIALS_FILE=str(config.parent / "credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    if variant == "plugin":
+        keep[PLUGIN_VARIABLE] = PLUGIN_VALUE
+    keep.update(extra or {})
+    return keep
+
+
+def start_child(arguments: Sequence[str], environment: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``python -m benchmarks._child ARGUMENTS`` in the repository root."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._child", *arguments],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_child(child: subprocess.Popen[str], timeout: float = CHILD_TIMEOUT) -> dict[str, Any]:
+    """Wait (bounded) for a child started by :func:`start_child`; its JSON report."""
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise RuntimeError(f"a benchmark child ran longer than {timeout:g} s") from None
+    if child.returncode != 0:
+        raise RuntimeError(f"a benchmark child failed ({child.returncode}): {err[-2000:]}")
+    report: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return report
