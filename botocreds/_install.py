@@ -528,12 +528,14 @@ def _cover_existing_client(client: Any, installation: _Installation) -> None:
     if credentials is None or not _covers(credentials):
         return
     aio = _botocore.is_aio_client(client)
-    from ._config import settings_from
+    import botocore.session
+
     from ._sources import current_set
 
-    settings = settings_from(
-        os.environ, {}, base_policy=installation.policy, cache=installation.cache
-    )
+    # The client does not know its session, so its profile is the one a new
+    # session would use (AWS_PROFILE, or default): the same settings, and so
+    # the same refresher, as that session's later clients get.
+    settings = _settings_for(botocore.session.Session(), installation)
     if aio and current_set(credentials)(_wall, settings.policy.floor) is None:
         # Its first mint would block the caller's event loop: its session's next
         # client is covered instead, when the session resolves through the wrapper.

@@ -195,6 +195,23 @@ class TestPlugin:
         assert _signs_with(later) is _signs_with(first)
         assert _install.installed()
 
+    def test_the_first_client_gets_its_profiles_settings_and_shares_with_later_sessions(
+        self,
+        long_lived: ProcessProfile,
+        hermetic_aws: AwsFiles,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        text = hermetic_aws.config.read_text().replace(
+            f"[profile {long_lived.name}]\n", f"[profile {long_lived.name}]\nbotocreds_floor = 30\n"
+        )
+        hermetic_aws.config.write_text(text)
+        monkeypatch.setenv("AWS_PROFILE", long_lived.name)
+        first = boto3.Session().client("s3")
+        initialize_client_plugin(first)
+        later = boto3.Session().client("s3")
+        assert _signs_with(later) is _signs_with(first), "one refresher, not one per policy"
+        assert _signs_with(first)._owner.policy.floor == 30.0
+
     def test_a_bad_setting_is_logged_once_naming_it_and_the_client_is_left_alone(
         self,
         long_lived: ProcessProfile,
