@@ -46,7 +46,8 @@ def hermetic_aws(
     """No test sees the developer's AWS settings, and none leaves a refresher running.
 
     Every ``AWS_*`` variable is removed (profiles, keys, tokens, role and
-    container settings, endpoint overrides); the config and credentials files
+    container settings, endpoint overrides), and so are botocreds' own settings
+    and botocore's client-plugin variable; the config and credentials files
     are empty temporary files; instance metadata is off. After the test, every
     refresher is closed and the scheduler thread is given a moment to exit.
     """
@@ -55,7 +56,10 @@ def hermetic_aws(
     files.config.touch()
     files.credentials.touch()
     for name in list(os.environ):
-        if name.startswith("AWS_"):
+        # botocreds' own settings too (the test suite's BOTOCREDS_TEST_* stay), and
+        # the client plugin: a test that wants either sets it.
+        ours = name.startswith("BOTOCREDS_") and not name.startswith("BOTOCREDS_TEST_")
+        if name.startswith("AWS_") or ours or name == "BOTOCORE_EXPERIMENTAL__PLUGINS":
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(files.config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(files.credentials))
