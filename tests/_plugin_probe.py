@@ -49,8 +49,9 @@ class Report:
     ``credentials``: the type name of ``client._request_signer._credentials``,
     one per client. ``worker_signing``: the type names that requests signed off
     the main thread were signed with. ``refreshers``: ``len(botocreds.health())``
-    (at the end, and ``refreshers_seen`` after each step where a scenario
-    counts them). ``request_path_mints``: ``RequestPathMint`` events, i.e.
+    at the end of the scenario, its clients still alive; ``refreshers_seen``:
+    the same after each step where a scenario counts them, the last one
+    included. ``request_path_mints``: ``RequestPathMint`` events, i.e.
     requests that waited for a fetch. ``warnings``: ``(logger, message)`` of
     every WARNING-or-worse record logged.
     """
@@ -89,7 +90,9 @@ class _Probe:
         self.report.startup_fetches = self.fetches()
 
     def covered_by(self, *clients: Any) -> None:
+        """Record what ``clients`` sign with, and the refreshers while they are alive."""
         self.report.credentials = [type(credentials_of(c)).__name__ for c in clients]
+        self.report.refreshers = self.count_refreshers()
 
     def count_refreshers(self) -> int:
         import botocreds
@@ -113,10 +116,7 @@ class _Probe:
         client.meta.events.register("before-sign", before_sign)
 
     def finish(self) -> None:
-        import botocreds
-
         self.report.fetches = self.fetches()
-        self.report.refreshers = len(botocreds.health())
 
 
 class _Warnings(logging.Handler):

@@ -34,7 +34,7 @@ def test_s3fs_signs_with_background_credentials_and_reconnects_add_no_refresher(
     assert report.startup_fetches == 1
     # One refresher after the first write and read, and still one after each
     # connect(refresh=True): each new session over the profile shares it.
-    assert report.refreshers_seen == [1] * (1 + S3FS_RECONNECTS)
+    assert report.refreshers_seen == [1] * (2 + S3FS_RECONNECTS)
     assert report.fetches == report.startup_fetches
     assert report.request_path_mints == 0
 
@@ -55,4 +55,4 @@ def test_s3fs_without_the_variable_signs_with_aiobotocores_credentials(
     assert report.credentials == [AIO_BOTOCORE_REFRESHABLE]
     assert report.startup_fetches == 1
     assert report.fetches == 1 + S3FS_RECONNECTS
-    assert report.refreshers_seen == [0] * (1 + S3FS_RECONNECTS)
+    assert report.refreshers_seen == [0] * (2 + S3FS_RECONNECTS)
