@@ -120,6 +120,8 @@ class _Probe:
 
 
 class _Warnings(logging.Handler):
+    """Collects every WARNING-or-worse record, from any logger, into the report."""
+
     def __init__(self, into: list[tuple[str, str]]) -> None:
         super().__init__(level=logging.WARNING)
         self._into = into

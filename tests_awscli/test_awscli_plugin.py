@@ -10,10 +10,13 @@ import hashlib
 from pathlib import Path
 
 import boto3
+import pytest
 
 from tests._process_creds import MakeProcessProfile
 
 from .conftest import BOTOCREDS_PLUGIN, PROBE_PLUGIN, CliRun, run_aws, write_cli_config
+
+pytestmark = pytest.mark.integration
 
 # Inside botocore's 15-minute advisory window but outside its 10-minute mandatory
 # one: plain botocore refreshes inline on every signing once the last fetch is done,
