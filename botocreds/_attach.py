@@ -369,7 +369,11 @@ def attach(
     """Refresh ``client``'s credentials in the background from now on.
 
     The client's own credentials object (usually its session's) is kept fresh
-    by a refresher shared with every other client that has the same one. The
+    by a refresher shared with every other client whose credentials come from
+    the same source (the same profile's ``credential_process``, the same role,
+    the same container endpoint…; the same credentials object when botocreds
+    cannot name the source). A set botocore has just fetched, with more than
+    the policy's floor left, is served as it is rather than fetched again. The
     client keeps working as before; it just never waits for a fetch while valid
     credentials exist. Returns an :class:`Attachment`; ``close()`` undoes it.
 
@@ -384,7 +388,7 @@ def attach(
     client is left exactly as it was. ``reporter`` receives the refresher's
     events (see :class:`RefreshEvent`); ``cache`` adds a shared tier
     (:class:`FileCache`, :class:`RedisCache`) under the key ``cache_key``,
-    derived from the role when botocore can tell it. A client already covered
+    derived from the source when botocreds can name it. A client already covered
     keeps the refresher, reporter and cache it has; attaching a client again
     returns another handle, and the client stays covered until the last
     handle attach() returned for it is closed.
@@ -454,9 +458,11 @@ def wrap(
     botocore ``Session``, an aiobotocore ``AioSession`` or an aioboto3
     ``Session``; the same object is returned. An async session's credentials
     are resolved on botocreds' own event loop, and its clients await a
-    snapshot read. Its credentials are
-    resolved now and minted once eagerly, then kept fresh in the background by
-    a refresher shared with any :func:`attach` of the same credentials.
+    snapshot read. Its credentials are resolved now (a set botocore fetched
+    while resolving is served as it is; a deferred one, such as an
+    assume-role's, is minted once, eagerly), then kept fresh in the background
+    by the refresher of their source, shared with every other session and
+    :func:`attach` over the same source.
     ``session.get_credentials()`` returns the background-refreshed object too.
     Wrapping twice is harmless.
 
