@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -253,6 +254,28 @@ def _session(profile: str | None, region: str | None) -> boto3.Session:
         return boto3.Session(profile_name=profile, region_name=region)
 
 
+def _configured_policy(session: boto3.Session) -> tuple[RefreshPolicy, str]:
+    """The policy ``install()`` and the plugin would use for ``session``, and its origin."""
+    from ._config import ConfigError, settings_from
+
+    try:
+        inner = _botocore.botocore_session_of(session)
+        scoped = {} if inner is None else inner.get_scoped_config()
+        policy = settings_from(os.environ, scoped, profile_name=session.profile_name).policy
+    except ConfigError as error:
+        raise CommandError(EXIT_USAGE, f"invalid botocreds setting: {error}") from None
+    except Exception:
+        return RefreshPolicy(), "default policy"  # the session itself reports what is wrong
+    if policy == RefreshPolicy():
+        return policy, "default policy"
+    return policy, "policy from BOTOCREDS_* or botocreds_* settings"
+
+
+def _source_name(credentials: object) -> str | None:
+    identity = _botocore.source_identity(credentials)
+    return None if identity is None else identity.key()
+
+
 def _no_credentials(session: boto3.Session) -> CommandError:
     return CommandError(
         EXIT_UNAVAILABLE,
@@ -328,6 +351,12 @@ class Report:
     identity: Identity | None
     clock_skew: float | None
     warnings: list[Finding] = field(default_factory=list)
+    #: The shared-store name of the credentials' source (``None``: botocreds cannot
+    #: name it, so only clients of this one credentials object share a refresher).
+    source: str | None = None
+    #: The policy the schedule was computed with, and where it came from.
+    policy: RefreshPolicy = field(default_factory=RefreshPolicy)
+    policy_origin: str = "default policy"
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-friendly dict (the ``--json`` output)."""
@@ -351,6 +380,9 @@ class Report:
                 else {"account": self.identity.account, "arn": self.identity.arn}
             ),
             "clock_skew_seconds": None if self.clock_skew is None else round(self.clock_skew, 1),
+            "source": self.source,
+            "policy": dataclasses.asdict(self.policy),
+            "policy_origin": self.policy_origin,
             "warnings": [{"code": w.code, "message": w.message} for w in self.warnings],
         }
 
@@ -372,7 +404,8 @@ class Report:
             rows.append(
                 (
                     "refresh at",
-                    f"{_utc(schedule.refresh_at)} (+{_span(schedule.refresh_in)}, default policy)",
+                    f"{_utc(schedule.refresh_at)} (+{_span(schedule.refresh_in)}, "
+                    f"{self.policy_origin})",
                 )
             )
             rows.append(
@@ -382,6 +415,8 @@ class Report:
                     f"(+{_span(schedule.earliest_refresh_in)}, with full jitter)",
                 )
             )
+        shared = self.source or "not named: shared only by clients of this credentials object"
+        rows.append(("source", shared))
         rows.append(("region", self.region or "none (STS uses the global endpoint)"))
         rows.append(("sts endpoint", self.sts_endpoint or "unknown"))
         if self.identity is not None:
@@ -518,8 +553,8 @@ def inspect(
     Raises :class:`CommandError` when no credentials can be had or the
     configuration is wrong. A failed ``GetCallerIdentity`` call is a warning.
     """
-    policy = RefreshPolicy()
     session = _session(profile, region)
+    policy, origin = _configured_policy(session)
     credentials, frozen, expires_at = _resolve(session)
     now = datetime.now(timezone.utc)
     method = credentials.method or "unknown"
@@ -578,6 +613,9 @@ def inspect(
         identity=identity,
         clock_skew=skew,
         warnings=warnings + extra,
+        source=_source_name(credentials),
+        policy=policy,
+        policy_origin=origin,
     )
 
 

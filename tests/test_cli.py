@@ -283,6 +283,39 @@ def test_inspect_json(
 
 
 @pytest.mark.integration
+def test_inspect_names_the_source_and_schedules_with_the_configured_policy(
+    capsys: pytest.CaptureFixture[str],
+    sts_on_moto: str,
+    make_process_profile: MakeProcessProfile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    profile = make_process_profile(lifetime=600, delay=0.1)
+    default = json.loads(in_process(capsys, "inspect", "--profile", profile.name, "--json").out)
+    assert default["source"].startswith("custom-process-")
+    assert default["policy_origin"] == "default policy"
+    monkeypatch.setenv("BOTOCREDS_FRACTION", "0.5")
+    run = in_process(capsys, "inspect", "--profile", profile.name, "--json")
+    report = json.loads(run.out)
+    assert report["source"] == default["source"], "the same source, however often resolved"
+    assert report["policy"]["fraction"] == 0.5
+    assert report["policy_origin"] == "policy from BOTOCREDS_* or botocreds_* settings"
+    assert report["refresh_in_seconds"] == pytest.approx(0.5 * report["remaining_seconds"], abs=2)
+    text = in_process(capsys, "inspect", "--profile", profile.name).out
+    assert re.search(r"^source: +custom-process-[0-9a-f]{32}$", text, re.MULTILINE)
+    assert "BOTOCREDS_* or botocreds_* settings)" in text
+
+
+def test_inspect_refuses_a_bad_botocreds_setting_naming_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOTOCREDS_FLOOR", "banana")
+    run = in_process(capsys, "inspect", "--no-network")
+    assert run.code == 2
+    assert_one_error_line(run)
+    assert "BOTOCREDS_FLOOR" in run.err
+
+
+@pytest.mark.integration
 def test_inspect_static_keys_suggests_roles(
     capsys: pytest.CaptureFixture[str], sts_on_moto: str, static_profile: str
 ) -> None:
