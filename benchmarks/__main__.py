@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run every scenario, print one summary line each, write RESULTS.md.
 
-``--quick`` runs a short version of everything (about a minute); ``--only 2 4``
+``--quick`` runs a short version of everything (about three minutes); ``--only 2 4``
 runs some scenarios. Only a full run writes ``RESULTS.md`` and the plots next to
 the code: a quick run writes them only with ``--write``, and ``--no-write``
 keeps a full run from writing. ``python -m benchmarks.hot_path`` still runs the

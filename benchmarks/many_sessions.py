@@ -185,9 +185,10 @@ def run(quick: bool) -> ScenarioResult:
     description = (
         f"{SESSIONS} `boto3.Session()` objects over one `credential_process` profile "
         f"({delay:g}-s fetches), one STS client each, per variant; every variant in fresh "
-        f"interpreters, all running at once. Steady state: {SESSIONS} more sessions on "
+        f"interpreters. Steady state: {SESSIONS} more sessions on "
         f"{lifetime:g}-s credentials, each client signing every {PAUSE_SECONDS:g} s for "
-        f"{lifetimes:g} lifetimes; botocreds' floor is {floor:g} s."
+        f"{lifetimes:g} lifetimes, plain boto3's apart from the botocreds variants' (which run "
+        f"together); botocreds' floor is {floor:g} s."
     )
     return ScenarioResult(
         number=11,
