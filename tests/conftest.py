@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import botocreds
+from botocreds import _install
 
 from ._process_creds import MakeProcessProfile, ProcessProfile, command_for
 from ._rejecting import RejectingEndpoint
@@ -115,6 +116,26 @@ def make_process_profile(
 def process_profile(make_process_profile: MakeProcessProfile) -> ProcessProfile:
     """One profile whose credentials live 5 s and take 0.5 s to fetch."""
     return make_process_profile()
+
+
+def _forget_installation() -> None:
+    botocreds.uninstall()
+    _install._stepped_aside = False
+    _install._warned.clear()
+
+
+@pytest.fixture
+def uninstalled() -> Iterator[None]:
+    """The test starts and ends with botocreds uninstalled, the plugin's warnings unsaid."""
+    _forget_installation()
+    yield
+    _forget_installation()
+
+
+@pytest.fixture
+def long_lived(make_process_profile: MakeProcessProfile) -> ProcessProfile:
+    """A ``credential_process`` profile whose sets live an hour: adoptable as resolved."""
+    return make_process_profile(lifetime=3600.0, delay=0.2)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,23 +21,8 @@ from botocreds.plugin import initialize_client_plugin
 from ._process_creds import MakeProcessProfile, ProcessProfile
 from .conftest import AwsFiles
 
-
-@pytest.fixture(autouse=True)
-def uninstalled() -> Iterator[None]:
-    """Every test starts and ends with botocreds uninstalled, the plugin's warnings unsaid."""
-    botocreds.uninstall()
-    _install._stepped_aside = False
-    _install._warned.clear()
-    yield
-    botocreds.uninstall()
-    _install._stepped_aside = False
-    _install._warned.clear()
-
-
-@pytest.fixture
-def long_lived(make_process_profile: MakeProcessProfile) -> ProcessProfile:
-    """A ``credential_process`` profile whose sets live an hour: adoptable as resolved."""
-    return make_process_profile(lifetime=3600.0, delay=0.2)
+# Every test starts and ends with botocreds uninstalled.
+pytestmark = pytest.mark.usefixtures("uninstalled")
 
 
 def _signs_with(client: Any) -> Any:

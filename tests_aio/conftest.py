@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from tests.conftest import (
     hermetic_aws,
+    long_lived,
     make_process_profile,
     moto_endpoint,
     process_profile,
     rejecting_endpoint,
+    uninstalled,
 )
 
 __all__ = [
     "hermetic_aws",
+    "long_lived",
     "make_process_profile",
     "moto_endpoint",
     "process_profile",
     "rejecting_endpoint",
+    "uninstalled",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,25 +10,12 @@ from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession
 
 import botocreds
-from botocreds import _botocore, _install
+from botocreds import _botocore
 from botocreds.plugin import initialize_client_plugin
-from tests._process_creds import MakeProcessProfile, ProcessProfile
+from tests._process_creds import ProcessProfile
 
-
-@pytest.fixture(autouse=True)
-def uninstalled() -> Iterator[None]:
-    botocreds.uninstall()
-    _install._stepped_aside = False
-    _install._warned.clear()
-    yield
-    botocreds.uninstall()
-    _install._stepped_aside = False
-    _install._warned.clear()
-
-
-@pytest.fixture
-def long_lived(make_process_profile: MakeProcessProfile) -> ProcessProfile:
-    return make_process_profile(lifetime=3600.0, delay=0.2)
+# Every test starts and ends with botocreds uninstalled.
+pytestmark = pytest.mark.usefixtures("uninstalled")
 
 
 async def _signing_credentials(session: AioSession) -> Any:
