@@ -280,14 +280,10 @@ async def _aio_get_credentials(
         return current
     try:
         options = _options_for(instance, installation)
-        key = _botocore.resolution_key(instance)
-        shared = None if key is None else _shared_refresher((key, options))
+        key = None if current is not None else _botocore.resolution_key(instance)
     except Exception as error:
         return _step_aside(error, installation, instance, None) or await wrapped()
-    if shared is not None:  # an earlier session resolved the same way
-        _serve(instance, shared, original=None)
-        return shared.credentials
-    if current is None and key is not None:
+    if key is not None:
         # One resolution for every session resolving the same way at once: it
         # runs on botocreds' loop, and the waiting on a thread, never this loop.
         try:
@@ -306,22 +302,7 @@ async def _aio_get_credentials(
     except Exception as error:
         return _step_aside(error, installation, instance, None)
     _serve(instance, refresher, original=current)
-    if key is not None:
-        _resolved[key, options] = weakref.ref(refresher)
     return refresher.credentials
-
-
-def _shared_refresher(flight: tuple[str, _Options]) -> RefresherRuntime | None:
-    """The live refresher an earlier session's resolution under ``flight`` made, with a use."""
-    from ._attach import _retain
-
-    with _lock:
-        known = _resolved.get(flight)
-        found = None if known is None else known()
-        if not _is_runtime(found):
-            return None
-        _retain(found)
-        return found
 
 
 def _create_client(
