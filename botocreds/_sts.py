@@ -40,6 +40,7 @@ from ._cache import SharedCache, check_cache
 from ._cache import cache_key as make_cache_key
 from ._events import Reporter, check_reporter
 from ._policy import RefreshPolicy
+from ._redact import describe_value
 
 #: STS accepts role sessions of 15 minutes to 12 hours.
 MIN_DURATION = 900
@@ -267,7 +268,11 @@ def assume_role(
 
     def prompter(_prompt: str) -> str:
         assert mfa_token is not None
-        return mfa_token()
+        code = mfa_token()
+        if not isinstance(code, str):
+            # botocore's parameter validation would echo the code in its message.
+            raise TypeError(f"mfa_token() must return a string, got {describe_value(code)}")
+        return code
 
     fetcher = AssumeRoleCredentialFetcher(
         client_creator=create_client,

@@ -89,3 +89,22 @@ def test_web_identity_needs_a_role_and_an_existing_token_file(tmp_path: os.PathL
 def test_from_fetcher_needs_a_callable() -> None:
     with pytest.raises(TypeError, match="needs a callable"):
         botocreds.from_fetcher({"access_key": "A"})  # type: ignore[arg-type]
+
+
+def test_an_mfa_code_that_is_not_a_string_is_never_echoed() -> None:
+    code = 987654  # an int: botocore's parameter validation would print it
+    with pytest.raises(botocreds.CredentialsUnavailable) as raised:
+        botocreds.assume_role(
+            PARENT,
+            ROLE,
+            mfa_serial="arn:aws:iam::123456789012:mfa/user",
+            mfa_token=lambda: code,  # type: ignore[arg-type,return-value]
+        )
+    chain: list[BaseException] = []
+    error: BaseException | None = raised.value
+    while error is not None and len(chain) < 10:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    texts = [str(e) for e in chain] + [repr(e) for e in chain]
+    assert "must return a string, got int" in str(raised.value)
+    assert not any(str(code) in text for text in texts), texts
