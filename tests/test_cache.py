@@ -119,8 +119,15 @@ def test_nothing_inside_the_floor_is_stored_and_the_ttl_ends_at_the_floor() -> N
 
 @pytest.mark.parametrize(
     "entry",
-    [b"", b"not json", b"[]", b'{"v": 99}', b'{"v": 1, "access_key": "A"}'],
-    ids=["empty", "garbage", "list", "foreign-version", "missing-fields"],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"v": 99}',
+        b'{"v": 2, "access_key": "A", "issued_at": 0, "expires_at": 1}',
+        b'{"v":1,"access_key":"A","secret_key":"S","token":"T","expires_at":1800000100}',
+    ],
+    ids=["empty", "garbage", "list", "foreign-version", "missing-fields", "previous-version"],
 )
 def test_a_corrupt_or_foreign_entry_is_a_miss_and_is_overwritten(entry: bytes) -> None:
     clock = FakeClock()
@@ -199,17 +206,28 @@ def test_a_store_that_fails_after_the_source_answered_costs_no_second_call() -> 
 
 
 @pytest.mark.parametrize(
-    "entry",
-    [b"[" * 40000, b'{"v":1,"access_key":"A","secret_key":"S","token":"T","expires_at":Infinity}'],
+    ("entry", "reported"),
+    [
+        (b"[" * 40000, False),
+        (
+            b'{"v":2,"access_key":"A","secret_key":"S","token":"T",'
+            b'"issued_at":0,"expires_at":Infinity}',
+            True,
+        ),
+    ],
     ids=["deeply-nested", "never-expires"],
 )
-def test_a_forged_entry_is_a_miss_too(entry: bytes) -> None:
+def test_a_forged_entry_is_a_miss_too(entry: bytes, reported: bool) -> None:
     clock = FakeClock()
     cache = MemoryCache(clock)
     cache.entries[cache_key("role")] = (entry, clock() + 1000)
     fetcher = ScriptedFetcher(clock, lifetime=100.0)
-    refresher = _refresher(clock, cache, fetcher)
+    events: list[RefreshEvent] = []
+    refresher = _refresher(clock, cache, fetcher, reporter=events.append)
     assert fetcher.calls == 1 and refresher.status().next_refresh_at is not None
+    failed = [e for e in events if isinstance(e, SharedCacheFailed)]
+    assert len(failed) == int(reported)
+    assert all(e.error.startswith("a forged entry: ") for e in failed)
 
 
 def test_a_store_that_breaks_in_an_unexpected_way_is_treated_as_down() -> None:
