@@ -92,7 +92,9 @@ class ReactiveInvalidation(RefreshEvent):
 @dataclass(frozen=True)
 class SharedCacheFailed(RefreshEvent):
     """The shared cache tier (``cache``, e.g. a Redis URL without credentials) could
-    not be used (``error``); the source was called directly instead."""
+    not be used (``error``), or held a forged entry (``error`` starts "a forged
+    entry", and says what was impossible about it, never its contents); the
+    source was called directly instead."""
 
     cache: str
     error: str
@@ -183,6 +185,9 @@ def describe(event: RefreshEvent) -> str:
         outcome = "retried with a new set" if event.retried else "not retried"
         return f"{event.source}: AWS rejected the credentials ({event.error_code}); {outcome}"
     if isinstance(event, SharedCacheFailed):
+        if event.error.startswith("a forged entry"):
+            held = f"shared cache {event.cache} held {event.error}"
+            return f"{event.source}: {held}; called the source"
         return f"{event.source}: shared cache {event.cache} unavailable ({event.error})"
     return f"{event.source}: {type(event).__name__}"
 

@@ -424,3 +424,15 @@ def test_a_planted_file_entry_is_not_adopted_and_the_source_is_called(
     assert stored is not None
     replaced = read_entry(stored, now=clock(), floor=FLOOR).snapshot
     assert replaced is not None and replaced.frozen.access_key == frozen.access_key
+
+
+def test_a_forged_entry_event_reads_as_one_the_source_replaced() -> None:
+    from botocreds._events import describe
+
+    event = SharedCacheFailed(
+        "custom-process", 0.0, 100.0, 1, "FileCache(/run/x)", "a forged entry: expiry 40.0 h away"
+    )
+    assert describe(event) == (
+        "custom-process: shared cache FileCache(/run/x) held a forged entry: "
+        "expiry 40.0 h away; called the source"
+    )
