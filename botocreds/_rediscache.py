@@ -9,14 +9,18 @@ Security trade-off
 ------------------
 Putting credentials in a shared store widens who can read them: anyone who can
 ``GET`` the key (another service on the same Redis, a backup, ``MONITOR``, a
-replica, a memory dump) can read live AWS credentials for the role. Pass
-``key=`` so every entry is encrypted and authenticated with Fernet (AES-128-CBC
-plus HMAC-SHA256, from ``cryptography``): a Redis reader without the key learns
-nothing but the entry's size and TTL, and a Redis writer without the key cannot
-forge an entry (it is rejected as a miss). Encryption does not protect against
-a writer deleting entries or taking locks, which only costs extra source calls.
-Use Redis ACLs and TLS (``rediss://``) as well; keep the Fernet key in your
-secret store, not next to the Redis URL.
+replica, a memory dump) can read live AWS credentials for the role, and anyone
+who can ``SET`` it can make every process sign with credentials of their
+choosing (an entry's name follows from the role, so it is easy to compute).
+So a RedisCache needs ``key=``: every entry is encrypted and authenticated with
+Fernet (AES-128-CBC plus HMAC-SHA256, from ``cryptography``); a Redis reader
+without the key learns nothing but the entry's size and TTL, and a Redis writer
+without the key cannot forge an entry (it is rejected as a miss). Storing
+entries in the clear takes an explicit ``plaintext=True``, and is logged as a
+warning. Encryption does not protect against a writer deleting entries or
+taking locks, which only costs extra source calls. Use Redis ACLs and TLS
+(``rediss://``) as well; keep the Fernet key in your secret store, not next to
+the Redis URL.
 """
 
 from __future__ import annotations
@@ -69,18 +73,29 @@ class RedisCache:
     few seconds before botocreds calls the source directly. Constructing does
     not connect: redis-py connects on the first command.
 
-    ``prefix`` is put in front of every Redis key (entries under
-    ``prefix + key``, locks under ``prefix + "lock:" + key``), so one Redis
-    can serve several applications or environments.
-
-    ``key`` turns on encryption at rest (needs ``cryptography``). It is a
-    Fernet key (``cryptography.fernet.Fernet.generate_key()``) or a sequence of
-    them for rotation: entries are encrypted with the first key and decrypted
-    with any of them. Each entry is also bound to its Redis key, so a
+    ``key`` encrypts and authenticates every entry (needs ``cryptography``).
+    It is a Fernet key (``cryptography.fernet.Fernet.generate_key()``) or a
+    sequence of them for rotation: entries are encrypted with the first key and
+    decrypted with any of them. Each entry is also bound to its Redis key, so a
     ciphertext copied under another role's key is rejected. An entry that does
-    not decrypt (another key, tampered, or plaintext from a process without
-    ``key=``) is a miss, never an error: the refresher calls the source and
-    overwrites it. Every process sharing a prefix should use the same keys.
+    not decrypt (another key, tampered, forged, or plaintext) is a miss, never
+    an error: the refresher calls the source and overwrites it. Every process
+    sharing a prefix should use the same keys.
+
+    ``plaintext=True`` instead stores entries unencrypted: any client of that
+    Redis can then read every role's credentials, and forge entries that every
+    process adopts. Give one of ``key=`` and ``plaintext=True``: without
+    either, or with both, the constructor raises :class:`ValueError`. A
+    plaintext RedisCache logs one warning when it is made.
+
+    ``prefix`` (default ``"botocreds:"``) is the namespace: it is put in front
+    of every Redis key (entries under ``prefix + key``, locks under
+    ``prefix + "lock:" + key``). Two applications, or environments, sharing
+    one Redis must use different prefixes, or they share each other's entries
+    whenever they name a source alike; every process of one application must
+    use the same prefix. Within a prefix, each entry's name is a hash of its
+    source's identity (role ARN, session name, region…), so two sources that
+    differ in any part of it never share an entry.
 
     Rotating the key without a burst of source calls:
 
@@ -102,10 +117,21 @@ class RedisCache:
     def __init__(
         self,
         url_or_client: str | redis.Redis,
-        *,
-        prefix: str = "botocreds:",
         key: str | bytes | Sequence[str | bytes] | None = None,
+        *,
+        plaintext: bool = False,
+        prefix: str = "botocreds:",
     ) -> None:
+        if not isinstance(plaintext, bool):
+            raise TypeError(f"plaintext must be True or False, got {type(plaintext).__name__}")
+        if key is None and not plaintext:
+            raise ValueError(
+                "RedisCache needs key= (a Fernet key, to encrypt and authenticate the "
+                "credentials it stores) or plaintext=True (to store them unencrypted, "
+                "readable and forgeable by any client of that Redis)"
+            )
+        if key is not None and plaintext:
+            raise ValueError("RedisCache takes key= or plaintext=True, not both")
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -152,6 +178,13 @@ class RedisCache:
         #: A label for logs and events, e.g. ``"RedisCache(redis://host:6379/0)"``:
         #: never a password, username or query string.
         self.name = f"RedisCache({_describe(client)})"
+        if plaintext:
+            logger.warning(
+                "botocreds: %s stores credentials unencrypted (plaintext=True): any client "
+                "of that Redis can read them, and forge entries that every process adopts; "
+                "pass key= to encrypt and authenticate them",
+                self.name,
+            )
 
     @property
     def encrypted(self) -> bool:
