@@ -57,6 +57,29 @@ end
 return 0
 """
 
+#: The largest entry stored or read, as in Redis (after encryption). A real
+#: entry is under 4 KiB; anything larger was not written by botocreds, and is
+#: never transferred: a reader must not allocate whatever a Redis writer chose.
+MAX_ENTRY_BYTES = 64 * 1024
+
+#: Returns the entry if it is a string of at most ARGV[1] bytes; otherwise
+#: nil if there is none, and an integer without transferring the value: -1 for
+#: a key of another type (a list, a hash…), else the string's length.
+_READ_SCRIPT = """
+local kind = redis.call("type", KEYS[1])["ok"]
+if kind == "none" then
+    return false
+end
+if kind ~= "string" then
+    return -1
+end
+local size = redis.call("strlen", KEYS[1])
+if size > tonumber(ARGV[1]) then
+    return size
+end
+return redis.call("get", KEYS[1])
+"""
+
 #: How long a waiter sleeps between two attempts at a taken lock (plus jitter).
 _POLL = 0.02
 _POLL_MAX = 0.1
@@ -96,6 +119,10 @@ class RedisCache:
     use the same prefix. Within a prefix, each entry's name is a hash of its
     source's identity (role ARN, session name, region…), so two sources that
     differ in any part of it never share an entry.
+
+    Entries are bounded: one larger than 64 KiB in Redis is never written and
+    never read (it is a miss, and its value is not transferred), and a key of
+    another type (a list, a hash…) under an entry's name is a miss too.
 
     Rotating the key without a burst of source calls:
 
@@ -175,6 +202,7 @@ class RedisCache:
         self._prefix = prefix
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
         self._release = client.register_script(_RELEASE_SCRIPT)
+        self._read = client.register_script(_READ_SCRIPT)
         #: A label for logs and events, e.g. ``"RedisCache(redis://host:6379/0)"``:
         #: never a password, username or query string.
         self.name = f"RedisCache({_describe(client)})"
@@ -197,18 +225,27 @@ class RedisCache:
     def load(self, key: str) -> bytes | None:
         """The entry under ``key``, or ``None`` if there is none or it cannot be read.
 
-        With ``key=``, an entry that fails to decrypt or authenticate (another
-        key, tampered, plaintext, or copied from another Redis key) is ``None``.
+        An entry larger than :data:`MAX_ENTRY_BYTES`, or a key of another type
+        under its name, is ``None`` without its value being transferred. With
+        ``key=``, an entry that fails to decrypt or authenticate (another key,
+        tampered, plaintext, or copied from another Redis key) is ``None``.
         Raises :class:`~botocreds._cache.CacheUnavailable` if Redis cannot be used.
         """
         name = self._entry_name(key)
         try:
-            value = self._client.get(name)
+            value = self._read(keys=[name], args=[MAX_ENTRY_BYTES])
         except self._errors as error:
             raise self._unavailable("GET", error) from error
-        if value is None:
+        raw = _entry_bytes(value)
+        if raw is None:
+            if value is not None:
+                logger.debug(
+                    "botocreds: %s: the entry under %s is %s: a miss",
+                    self.name,
+                    name,
+                    _reply_problem(value),
+                )
             return None
-        raw = value.encode() if isinstance(value, str) else bytes(value)
         if self._fernet is None:
             return raw
         return self._open(key, raw)
@@ -217,7 +254,9 @@ class RedisCache:
         """Write ``entry`` under ``key`` with a TTL of ``ttl`` seconds (``SET … PX``).
 
         The TTL is rounded down to the millisecond, so an entry never outlives
-        what the caller asked for; a TTL under a millisecond writes nothing.
+        what the caller asked for; a TTL under a millisecond writes nothing, and
+        so does an entry larger than :data:`MAX_ENTRY_BYTES` once encrypted
+        (logged at debug level: no reader would accept it).
         Raises :class:`~botocreds._cache.CacheUnavailable` if Redis cannot be used.
         """
         name = self._entry_name(key)
@@ -229,6 +268,14 @@ class RedisCache:
         if ttl_ms < 1:
             return
         payload = entry if self._fernet is None else self._seal(key, entry)
+        if len(payload) > MAX_ENTRY_BYTES:
+            logger.debug(
+                "botocreds: %s: an entry of %d bytes is over the %d-byte limit: not stored",
+                self.name,
+                len(payload),
+                MAX_ENTRY_BYTES,
+            )
+            return
         try:
             self._client.set(name, payload, px=ttl_ms)
         except self._errors as error:
@@ -321,6 +368,28 @@ class RedisCache:
         if not plain.startswith(header):
             return None  # authentic, but written under another Redis key
         return plain[len(header) :]
+
+
+def _entry_bytes(value: object) -> bytes | None:
+    """The entry in a read reply, or ``None`` for a miss: no entry, too large, not a string.
+
+    A client with ``decode_responses=True`` answers ``str``; any other type (the
+    script's integers, or whatever a substituted client returns) is a miss.
+    """
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    if not isinstance(value, bytes) or len(value) > MAX_ENTRY_BYTES:
+        return None
+    return value
+
+
+def _reply_problem(value: object) -> str:
+    """Why a read reply is not an entry, for a debug log: never its content."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "not a string" if value < 0 else f"{value} bytes, over the limit"
+    if isinstance(value, (bytes, str)):
+        return f"{len(value)} bytes, over the limit"
+    return f"an unexpected reply ({type(value).__name__})"
 
 
 def _bind(key: str) -> bytes:

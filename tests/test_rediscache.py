@@ -36,7 +36,7 @@ import botocreds
 from botocreds import RefreshEvent, RefreshFailed, RefreshPolicy
 from botocreds._cache import CacheUnavailable, SharedCache, cache_key, decode_entry
 from botocreds._events import SharedCacheFailed
-from botocreds._rediscache import RedisCache
+from botocreds._rediscache import MAX_ENTRY_BYTES, RedisCache
 
 from ._fakes import iso
 from ._redis import MISSING, redis_server_binary
@@ -455,6 +455,122 @@ def test_wrong_key_is_a_miss_and_a_refresher_overwrites_it(
     snapshot = decode_entry(loaded, now=time.time(), floor=60.0)
     assert snapshot is not None and snapshot.frozen.access_key == "ASIAKEYB00000001"
     assert RedisCache(redis_server.url, prefix=prefix, key=KEY_A).load("x") is None
+
+
+class RecordedReads:
+    """Wraps a cache's read script and keeps every reply, to see what crossed the wire."""
+
+    def __init__(self, cache: RedisCache, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.read = cache._read
+        self.replies: list[object] = []
+        monkeypatch.setattr(cache, "_read", self)
+
+    def __call__(self, **kwargs: Any) -> object:
+        reply = self.read(**kwargs)
+        self.replies.append(reply)
+        return reply
+
+
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plaintext", "encrypted"])
+def test_an_entry_over_64_kib_is_a_miss_and_its_value_is_never_transferred(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    key: bytes | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
+    reads = RecordedReads(cache, monkeypatch)
+    raw.set(prefix + "role", b"x" * (1024 * 1024))
+    assert cache.load("role") is None
+    assert reads.replies == [1024 * 1024]  # its length, not a 1 MiB buffer
+    raw.set(prefix + "role", b"x" * (MAX_ENTRY_BYTES + 1))
+    assert cache.load("role") is None
+    assert reads.replies[-1] == MAX_ENTRY_BYTES + 1
+
+
+def test_an_entry_of_exactly_64_kib_is_read(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
+    raw.set(prefix + "role", b"x" * MAX_ENTRY_BYTES)
+    assert cache.load("role") == b"x" * MAX_ENTRY_BYTES
+
+
+@pytest.mark.parametrize("kind", ["list", "hash", "set", "zset"])
+def test_a_key_of_another_type_under_an_entry_name_is_a_miss_not_an_outage(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = prefix + "role"
+    big = b"x" * (MAX_ENTRY_BYTES * 4)
+    if kind == "list":
+        raw.rpush(name, big, big)
+    elif kind == "hash":
+        raw.hset(name, "entry", big)
+    elif kind == "set":
+        raw.sadd(name, big)
+    else:
+        raw.zadd(name, {big: 1.0})
+    for key in (None, KEY_A):
+        cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
+        reads = RecordedReads(cache, monkeypatch)
+        assert cache.load("role") is None  # not CacheUnavailable from WRONGTYPE
+        assert reads.replies == [-1]
+
+
+@pytest.mark.parametrize("reply", [1 << 28, -1, [b"a", b"b"], {b"k": b"v"}, 3.5, True])
+def test_a_reply_that_is_not_a_string_is_a_miss_and_allocates_nothing(
+    reply: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(f"redis://127.0.0.1:{_free_port()}/0", KEY_A)
+    monkeypatch.setattr(cache, "_read", lambda **kwargs: reply)
+    assert cache.load("role") is None
+
+
+def test_an_integer_stored_under_an_entry_name_is_a_miss(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    raw.set(prefix + "role", 268435456)
+    assert RedisCache(redis_server.url, KEY_A, prefix=prefix).load("role") is None
+    plain = RedisCache(redis_server.url, plaintext=True, prefix=prefix).load("role")
+    assert plain == b"268435456"  # nine bytes, which no reader decodes as an entry
+    assert decode_entry(plain, now=time.time(), floor=60.0) is None
+
+
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plaintext", "encrypted"])
+def test_an_entry_over_64_kib_is_not_stored(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    key: bytes | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="botocreds")
+    cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
+    # Fernet adds a third and more: this entry is over the limit only once encrypted.
+    size = MAX_ENTRY_BYTES + 1 if key is None else MAX_ENTRY_BYTES * 3 // 4
+    cache.store("role", b"x" * size, 30.0)
+    assert raw.exists(prefix + "role") == 0
+    assert any("not stored" in record.getMessage() for record in caplog.records)
+    if key is None:
+        cache.store("role", b"x" * MAX_ENTRY_BYTES, 30.0)
+        assert raw.strlen(prefix + "role") == MAX_ENTRY_BYTES
+
+
+def test_a_refresher_meeting_an_oversized_entry_calls_its_source_and_overwrites_it(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    raw.set(entry_name(prefix), b"x" * (1024 * 1024), px=600_000)
+    fetch = RealFetch(tag="BIG")
+    cache = RedisCache(redis_server.url, KEY_A, prefix=prefix)
+    with botocreds.Refresher(placeholder(fetch), cache=cache, cache_key="shared-role") as refresher:
+        assert refresher.credentials.get_frozen_credentials().access_key == "ASIABIG00000001"
+    assert fetch.calls == 1
+    assert 0 < raw.strlen(entry_name(prefix)) <= MAX_ENTRY_BYTES
 
 
 def test_tampered_or_corrupt_entries_are_misses(
