@@ -31,6 +31,8 @@ import pytest
 import redis
 from botocore.credentials import RefreshableCredentials
 from cryptography.fernet import Fernet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import botocreds
 from botocreds import RefreshEvent, RefreshFailed, RefreshPolicy
@@ -229,6 +231,11 @@ def placeholder(fetch: Any, lifetime: float = 3600.0) -> RefreshableCredentials:
 def entry_name(prefix: str, key: str = "shared-role") -> str:
     """The Redis key of a refresher's entry for ``cache_key=key``."""
     return prefix + cache_key(key)
+
+
+def every_name(client: redis.Redis) -> set[str]:
+    """Every key in the client's database (for a server of the test's own)."""
+    return {n.decode() if isinstance(n, bytes) else n for n in client.keys("*")}
 
 
 def wait_until(condition: Any, timeout: float = WAIT, message: str = "condition") -> None:
@@ -662,6 +669,87 @@ def test_a_redis_reader_without_the_key_sees_no_secret(
         else:
             for secret in secrets:
                 assert secret.encode() not in stored, secret
+
+
+# -- namespaces ---------------------------------------------------------------
+
+#: Source identities that a careless encoding of their parts would confuse.
+LOOKALIKE_IDENTITIES = [
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "", "eu-west-1"),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1", ""),
+    ("assume-role", "arn:aws:iam::111111111111:role/app,eu-west-1"),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1"),
+    ("assume-role", "arn:aws:iam::222222222222:role/app", "eu-west-1"),
+    ("assume/role", "arn:aws:iam::111111111111:role/app", "eu-west-1"),
+    ("assume-role", '["arn:aws:iam::111111111111:role/app", "eu-west-1"]'),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1", "session-a"),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1", "session-b"),
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(st.text(max_size=12), min_size=1, max_size=4),
+    st.lists(st.text(max_size=12), min_size=1, max_size=4),
+)
+def test_different_source_identities_never_name_the_same_entry(
+    first: list[str], second: list[str]
+) -> None:
+    if first == second:
+        assert cache_key(*first) == cache_key(*second)  # one identity, one entry
+    else:
+        assert cache_key(*first) != cache_key(*second)
+
+
+def test_lookalike_identities_get_their_own_entries_in_redis(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    cache = RedisCache(own_redis.url, KEY_A, prefix=prefix)
+    keys = [cache_key(*identity) for identity in LOOKALIKE_IDENTITIES]
+    for serial, key in enumerate(keys):
+        cache.store(key, b'{"entry": %d}' % serial, 30.0)
+    for serial, key in enumerate(keys):
+        assert cache.load(key) == b'{"entry": %d}' % serial
+    client = own_redis.client()
+    try:
+        names = every_name(client)
+    finally:
+        client.close()
+    assert names == {prefix + key for key in keys}
+
+
+def test_two_prefixes_on_one_redis_share_nothing_and_hold_every_key_they_write(
+    own_redis: RedisServer,
+) -> None:
+    client = own_redis.client()
+    seen_while_minting: dict[str, set[str]] = {}
+
+    class Watched(RealFetch):
+        """Records every key in Redis while its mint holds the fleet-wide lock."""
+
+        def __call__(self) -> dict[str, Any]:
+            seen_while_minting[self.tag] = every_name(client)
+            return super().__call__()
+
+    fetches = {"APPA": Watched(tag="APPA"), "APPB": Watched(tag="APPB")}
+    try:
+        for tag, fetch in fetches.items():
+            cache = RedisCache(own_redis.url, KEY_A, prefix=f"{tag.lower()}:")
+            with botocreds.Refresher(
+                placeholder(fetch), cache=cache, cache_key="shared-role"
+            ) as refresher:
+                frozen = refresher.credentials.get_frozen_credentials()
+                assert frozen.access_key == f"ASIA{tag}00000001"  # its own, not the other's
+        names = every_name(client)
+    finally:
+        client.close()
+    key = cache_key("shared-role")
+    assert [fetch.calls for fetch in fetches.values()] == [1, 1]
+    assert seen_while_minting == {
+        "APPA": {"appa:lock:" + key},
+        "APPB": {"appa:" + key, "appb:lock:" + key},
+    }
+    assert names == {"appa:" + key, "appb:" + key}
 
 
 # -- the lock -----------------------------------------------------------------
