@@ -73,7 +73,7 @@ def make_tier(tier: str, directory: str, redis_url: str | None) -> Any:
     if tier == "FileCache":
         return botocreds.FileCache(directory)
     if tier == "RedisCache":
-        return botocreds.RedisCache(redis_url or "")
+        return botocreds.RedisCache(redis_url or "", plaintext=True)
     return None
 
 

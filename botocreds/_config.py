@@ -572,7 +572,9 @@ def _redis_cache(request: _RedisRequest, keys: tuple[bytes, ...] | None) -> Shar
     # The ConfigError is raised outside the except clauses, so that it chains
     # no exception: redis-py's could quote the URL, password included.
     try:
-        return RedisCache(request.url, key=None if keys is None else list(keys))
+        if keys is None:  # _cache_request allows no key only with the plaintext flag
+            return RedisCache(request.url, plaintext=True)
+        return RedisCache(request.url, list(keys))
     except ImportError as error:
         problem = _scrub(str(error), request.url)
     except (TypeError, ValueError) as error:

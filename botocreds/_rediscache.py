@@ -9,14 +9,18 @@ Security trade-off
 ------------------
 Putting credentials in a shared store widens who can read them: anyone who can
 ``GET`` the key (another service on the same Redis, a backup, ``MONITOR``, a
-replica, a memory dump) can read live AWS credentials for the role. Pass
-``key=`` so every entry is encrypted and authenticated with Fernet (AES-128-CBC
-plus HMAC-SHA256, from ``cryptography``): a Redis reader without the key learns
-nothing but the entry's size and TTL, and a Redis writer without the key cannot
-forge an entry (it is rejected as a miss). Encryption does not protect against
-a writer deleting entries or taking locks, which only costs extra source calls.
-Use Redis ACLs and TLS (``rediss://``) as well; keep the Fernet key in your
-secret store, not next to the Redis URL.
+replica, a memory dump) can read live AWS credentials for the role, and anyone
+who can ``SET`` it can make every process sign with credentials of their
+choosing (an entry's name follows from the role, so it is easy to compute).
+So a RedisCache needs ``key=``: every entry is encrypted and authenticated with
+Fernet (AES-128-CBC plus HMAC-SHA256, from ``cryptography``); a Redis reader
+without the key learns nothing but the entry's size and TTL, and a Redis writer
+without the key cannot forge an entry (it is rejected as a miss). Storing
+entries in the clear takes an explicit ``plaintext=True``, and is logged as a
+warning. Encryption does not protect against a writer deleting entries or
+taking locks, which only costs extra source calls. Use Redis ACLs and TLS
+(``rediss://``) as well; keep the Fernet key in your secret store, not next to
+the Redis URL.
 """
 
 from __future__ import annotations
@@ -53,6 +57,29 @@ end
 return 0
 """
 
+#: The largest entry stored or read, as in Redis (after encryption). A real
+#: entry is under 4 KiB; anything larger was not written by botocreds, and is
+#: never transferred: a reader must not allocate whatever a Redis writer chose.
+MAX_ENTRY_BYTES = 64 * 1024
+
+#: Returns the entry if it is a string of at most ARGV[1] bytes; otherwise
+#: nil if there is none, and an integer without transferring the value: -1 for
+#: a key of another type (a list, a hash…), else the string's length.
+_READ_SCRIPT = """
+local kind = redis.call("type", KEYS[1])["ok"]
+if kind == "none" then
+    return false
+end
+if kind ~= "string" then
+    return -1
+end
+local size = redis.call("strlen", KEYS[1])
+if size > tonumber(ARGV[1]) then
+    return size
+end
+return redis.call("get", KEYS[1])
+"""
+
 #: How long a waiter sleeps between two attempts at a taken lock (plus jitter).
 _POLL = 0.02
 _POLL_MAX = 0.1
@@ -69,18 +96,33 @@ class RedisCache:
     few seconds before botocreds calls the source directly. Constructing does
     not connect: redis-py connects on the first command.
 
-    ``prefix`` is put in front of every Redis key (entries under
-    ``prefix + key``, locks under ``prefix + "lock:" + key``), so one Redis
-    can serve several applications or environments.
-
-    ``key`` turns on encryption at rest (needs ``cryptography``). It is a
-    Fernet key (``cryptography.fernet.Fernet.generate_key()``) or a sequence of
-    them for rotation: entries are encrypted with the first key and decrypted
-    with any of them. Each entry is also bound to its Redis key, so a
+    ``key`` encrypts and authenticates every entry (needs ``cryptography``).
+    It is a Fernet key (``cryptography.fernet.Fernet.generate_key()``) or a
+    sequence of them for rotation: entries are encrypted with the first key and
+    decrypted with any of them. Each entry is also bound to its Redis key, so a
     ciphertext copied under another role's key is rejected. An entry that does
-    not decrypt (another key, tampered, or plaintext from a process without
-    ``key=``) is a miss, never an error: the refresher calls the source and
-    overwrites it. Every process sharing a prefix should use the same keys.
+    not decrypt (another key, tampered, forged, or plaintext) is a miss, never
+    an error: the refresher calls the source and overwrites it. Every process
+    sharing a prefix should use the same keys.
+
+    ``plaintext=True`` instead stores entries unencrypted: any client of that
+    Redis can then read every role's credentials, and forge entries that every
+    process adopts. Give one of ``key=`` and ``plaintext=True``: without
+    either, or with both, the constructor raises :class:`ValueError`. A
+    plaintext RedisCache logs one warning when it is made.
+
+    ``prefix`` (default ``"botocreds:"``) is the namespace: it is put in front
+    of every Redis key (entries under ``prefix + key``, locks under
+    ``prefix + "lock:" + key``). Two applications, or environments, sharing
+    one Redis must use different prefixes, or they share each other's entries
+    whenever they name a source alike; every process of one application must
+    use the same prefix. Within a prefix, each entry's name is a hash of its
+    source's identity (role ARN, session name, region…), so two sources that
+    differ in any part of it never share an entry.
+
+    Entries are bounded: one larger than 64 KiB in Redis is never written and
+    never read (it is a miss, and its value is not transferred), and a key of
+    another type (a list, a hash…) under an entry's name is a miss too.
 
     Rotating the key without a burst of source calls:
 
@@ -102,10 +144,21 @@ class RedisCache:
     def __init__(
         self,
         url_or_client: str | redis.Redis,
-        *,
-        prefix: str = "botocreds:",
         key: str | bytes | Sequence[str | bytes] | None = None,
+        *,
+        plaintext: bool = False,
+        prefix: str = "botocreds:",
     ) -> None:
+        if not isinstance(plaintext, bool):
+            raise TypeError(f"plaintext must be True or False, got {type(plaintext).__name__}")
+        if key is None and not plaintext:
+            raise ValueError(
+                "RedisCache needs key= (a Fernet key, to encrypt and authenticate the "
+                "credentials it stores) or plaintext=True (to store them unencrypted, "
+                "readable and forgeable by any client of that Redis)"
+            )
+        if key is not None and plaintext:
+            raise ValueError("RedisCache takes key= or plaintext=True, not both")
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -149,9 +202,17 @@ class RedisCache:
         self._prefix = prefix
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
         self._release = client.register_script(_RELEASE_SCRIPT)
+        self._read = client.register_script(_READ_SCRIPT)
         #: A label for logs and events, e.g. ``"RedisCache(redis://host:6379/0)"``:
         #: never a password, username or query string.
         self.name = f"RedisCache({_describe(client)})"
+        if plaintext:
+            logger.warning(
+                "botocreds: %s stores credentials unencrypted (plaintext=True): any client "
+                "of that Redis can read them, and forge entries that every process adopts; "
+                "pass key= to encrypt and authenticate them",
+                self.name,
+            )
 
     @property
     def encrypted(self) -> bool:
@@ -164,18 +225,27 @@ class RedisCache:
     def load(self, key: str) -> bytes | None:
         """The entry under ``key``, or ``None`` if there is none or it cannot be read.
 
-        With ``key=``, an entry that fails to decrypt or authenticate (another
-        key, tampered, plaintext, or copied from another Redis key) is ``None``.
+        An entry larger than :data:`MAX_ENTRY_BYTES`, or a key of another type
+        under its name, is ``None`` without its value being transferred. With
+        ``key=``, an entry that fails to decrypt or authenticate (another key,
+        tampered, plaintext, or copied from another Redis key) is ``None``.
         Raises :class:`~botocreds._cache.CacheUnavailable` if Redis cannot be used.
         """
         name = self._entry_name(key)
         try:
-            value = self._client.get(name)
+            value = self._read(keys=[name], args=[MAX_ENTRY_BYTES])
         except self._errors as error:
             raise self._unavailable("GET", error) from error
-        if value is None:
+        raw = _entry_bytes(value)
+        if raw is None:
+            if value is not None:
+                logger.debug(
+                    "botocreds: %s: the entry under %s is %s: a miss",
+                    self.name,
+                    name,
+                    _reply_problem(value),
+                )
             return None
-        raw = value.encode() if isinstance(value, str) else bytes(value)
         if self._fernet is None:
             return raw
         return self._open(key, raw)
@@ -184,7 +254,9 @@ class RedisCache:
         """Write ``entry`` under ``key`` with a TTL of ``ttl`` seconds (``SET … PX``).
 
         The TTL is rounded down to the millisecond, so an entry never outlives
-        what the caller asked for; a TTL under a millisecond writes nothing.
+        what the caller asked for; a TTL under a millisecond writes nothing, and
+        so does an entry larger than :data:`MAX_ENTRY_BYTES` once encrypted
+        (logged at debug level: no reader would accept it).
         Raises :class:`~botocreds._cache.CacheUnavailable` if Redis cannot be used.
         """
         name = self._entry_name(key)
@@ -196,6 +268,14 @@ class RedisCache:
         if ttl_ms < 1:
             return
         payload = entry if self._fernet is None else self._seal(key, entry)
+        if len(payload) > MAX_ENTRY_BYTES:
+            logger.debug(
+                "botocreds: %s: an entry of %d bytes is over the %d-byte limit: not stored",
+                self.name,
+                len(payload),
+                MAX_ENTRY_BYTES,
+            )
+            return
         try:
             self._client.set(name, payload, px=ttl_ms)
         except self._errors as error:
@@ -288,6 +368,28 @@ class RedisCache:
         if not plain.startswith(header):
             return None  # authentic, but written under another Redis key
         return plain[len(header) :]
+
+
+def _entry_bytes(value: object) -> bytes | None:
+    """The entry in a read reply, or ``None`` for a miss: no entry, too large, not a string.
+
+    A client with ``decode_responses=True`` answers ``str``; any other type (the
+    script's integers, or whatever a substituted client returns) is a miss.
+    """
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    if not isinstance(value, bytes) or len(value) > MAX_ENTRY_BYTES:
+        return None
+    return value
+
+
+def _reply_problem(value: object) -> str:
+    """Why a read reply is not an entry, for a debug log: never its content."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "not a string" if value < 0 else f"{value} bytes, over the limit"
+    if isinstance(value, (bytes, str)):
+        return f"{len(value)} bytes, over the limit"
+    return f"an unexpected reply ({type(value).__name__})"
 
 
 def _bind(key: str) -> bytes:

@@ -31,12 +31,14 @@ import pytest
 import redis
 from botocore.credentials import RefreshableCredentials
 from cryptography.fernet import Fernet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import botocreds
 from botocreds import RefreshEvent, RefreshFailed, RefreshPolicy
 from botocreds._cache import CacheUnavailable, SharedCache, cache_key, decode_entry
 from botocreds._events import SharedCacheFailed
-from botocreds._rediscache import RedisCache
+from botocreds._rediscache import MAX_ENTRY_BYTES, RedisCache
 
 from ._fakes import iso
 from ._redis import MISSING, redis_server_binary
@@ -231,6 +233,11 @@ def entry_name(prefix: str, key: str = "shared-role") -> str:
     return prefix + cache_key(key)
 
 
+def every_name(client: redis.Redis) -> set[str]:
+    """Every key in the client's database (for a server of the test's own)."""
+    return {n.decode() if isinstance(n, bytes) else n for n in client.keys("*")}
+
+
 def wait_until(condition: Any, timeout: float = WAIT, message: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -244,20 +251,22 @@ def wait_until(condition: Any, timeout: float = WAIT, message: str = "condition"
 
 def test_construction_checks_arguments_and_does_not_connect() -> None:
     closed = f"redis://127.0.0.1:{_free_port()}/0"
-    cache = RedisCache(closed)  # nothing listens there: constructing must not connect
+    cache = RedisCache(
+        closed, plaintext=True
+    )  # nothing listens there: constructing must not connect
     assert isinstance(cache, SharedCache)
     assert not cache.encrypted
     assert RedisCache(closed, key=KEY_A).encrypted
     assert RedisCache(closed, key=KEY_A.decode()).encrypted
     assert RedisCache(closed, key=[KEY_B, KEY_A.decode()]).encrypted
     with pytest.raises(TypeError, match=r"Redis URL or a redis\.Redis client"):
-        RedisCache(6379)  # type: ignore[arg-type]
+        RedisCache(6379, plaintext=True)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="redis://, rediss:// or unix://"):
-        RedisCache("http://127.0.0.1:6379")
+        RedisCache("http://127.0.0.1:6379", plaintext=True)
     with pytest.raises(ValueError, match="Redis URL"):
-        RedisCache("")
+        RedisCache("", plaintext=True)
     with pytest.raises(TypeError, match="prefix"):
-        RedisCache(closed, prefix=None)  # type: ignore[arg-type]
+        RedisCache(closed, plaintext=True, prefix=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Fernet key"):
         RedisCache(closed, key="not-a-fernet-key")
     with pytest.raises(ValueError, match="Fernet key"):
@@ -270,9 +279,52 @@ def test_construction_checks_arguments_and_does_not_connect() -> None:
         cache.load("")
 
 
+def test_no_key_and_no_plaintext_flag_is_refused_before_any_io(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_connections(*args: object, **kwargs: object) -> None:
+        raise AssertionError("RedisCache built a client before checking its arguments")
+
+    monkeypatch.setattr(redis.Redis, "from_url", no_connections)
+    closed = f"redis://127.0.0.1:{_free_port()}/0"
+    with pytest.raises(ValueError, match="key=") as error:
+        RedisCache(closed)
+    assert "plaintext=True" in str(error.value)
+    with pytest.raises(ValueError, match="not both"):
+        RedisCache(closed, KEY_A, plaintext=True)
+    with pytest.raises(TypeError, match="plaintext must be True or False"):
+        RedisCache(closed, plaintext=1)  # type: ignore[arg-type]
+
+
+def test_key_is_the_second_positional_parameter() -> None:
+    closed = f"redis://127.0.0.1:{_free_port()}/0"
+    assert RedisCache(closed, KEY_A).encrypted
+    assert RedisCache(closed, [KEY_B, KEY_A]).encrypted
+
+
+def test_plaintext_logs_one_warning_per_cache_and_none_with_a_key(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="botocreds")
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
+    cache.store("role", b"entry", 10.0)
+    assert cache.load("role") == b"entry"
+    with cache.lock("role", lease=5.0, wait=0.0):
+        pass
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert cache.name in message
+    assert "unencrypted" in message
+    assert "read" in message and "forge" in message
+    caplog.clear()
+    RedisCache(redis_server.url, KEY_A, prefix=prefix).load("role")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_unreachable_redis_fails_fast_with_cache_unavailable_and_no_password() -> None:
     port = _free_port()
-    cache = RedisCache(f"redis://admin:hunter2@127.0.0.1:{port}/3?password=hunter3")
+    cache = RedisCache(f"redis://admin:hunter2@127.0.0.1:{port}/3?password=hunter3", plaintext=True)
     assert cache.name == f"RedisCache(redis://127.0.0.1:{port}/3)"
     assert "hunter" not in repr(cache)
     started = time.monotonic()
@@ -291,9 +343,12 @@ def test_unreachable_redis_fails_fast_with_cache_unavailable_and_no_password() -
 
 def test_name_of_a_client_and_of_a_unix_socket(redis_server: RedisServer) -> None:
     client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=2, password="s3cr3t")
-    assert RedisCache(client).name == f"RedisCache(redis://127.0.0.1:{redis_server.port}/2)"
-    assert "s3cr3t" not in repr(RedisCache(client))
-    unix = RedisCache("unix://:s3cr3t@/tmp/redis.sock?db=1")
+    assert (
+        RedisCache(client, plaintext=True).name
+        == f"RedisCache(redis://127.0.0.1:{redis_server.port}/2)"
+    )
+    assert "s3cr3t" not in repr(RedisCache(client, plaintext=True))
+    unix = RedisCache("unix://:s3cr3t@/tmp/redis.sock?db=1", plaintext=True)
     assert unix.name == "RedisCache(unix:///tmp/redis.sock?db=1)"
 
 
@@ -307,7 +362,7 @@ def test_import_without_the_extras() -> None:
         "import botocreds\n"
         "from botocreds._rediscache import RedisCache\n"
         "try:\n"
-        "    RedisCache('redis://127.0.0.1:1/0')\n"
+        "    RedisCache('redis://127.0.0.1:1/0', plaintext=True)\n"
         "except ImportError as error:\n"
         "    print(error)\n"
     )
@@ -327,7 +382,7 @@ def test_key_without_cryptography_says_what_to_install(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "cryptography.fernet", None)
-    RedisCache(redis_server.url)  # no key: cryptography is not needed
+    RedisCache(redis_server.url, plaintext=True)  # no key: cryptography is not needed
     with pytest.raises(ImportError, match=r"pip install 'botocreds\[redis\]'"):
         RedisCache(redis_server.url, key=KEY_A)
 
@@ -336,7 +391,7 @@ def test_key_without_cryptography_says_what_to_install(
 
 
 def test_round_trip_without_key(redis_server: RedisServer, raw: redis.Redis, prefix: str) -> None:
-    cache = RedisCache(redis_server.url, prefix=prefix)
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     assert cache.load("role") is None
     cache.store("role", b'{"entry": 1}', 5.0)
     assert cache.load("role") == b'{"entry": 1}'
@@ -357,7 +412,7 @@ def test_round_trip_with_key(redis_server: RedisServer, raw: redis.Redis, prefix
 
 
 def test_ttl_expires_the_entry(redis_server: RedisServer, prefix: str) -> None:
-    cache = RedisCache(redis_server.url, prefix=prefix)
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     cache.store("role", b"short-lived", 0.2)
     cache.store("tiny", b"under a millisecond", 0.0004)  # writes nothing
     assert cache.load("tiny") is None
@@ -371,7 +426,7 @@ def test_ttl_expires_the_entry(redis_server: RedisServer, prefix: str) -> None:
 def test_a_client_with_decoded_responses_works(redis_server: RedisServer, prefix: str) -> None:
     client = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
     for key in (None, KEY_A):
-        cache = RedisCache(client, prefix=prefix, key=key)
+        cache = RedisCache(client, key, plaintext=key is None, prefix=prefix)
         cache.store("role", b'{"entry": 2}', 5.0)
         assert cache.load("role") == b'{"entry": 2}'
         with cache.lock("role", lease=5.0, wait=0.0) as held:
@@ -409,6 +464,122 @@ def test_wrong_key_is_a_miss_and_a_refresher_overwrites_it(
     assert RedisCache(redis_server.url, prefix=prefix, key=KEY_A).load("x") is None
 
 
+class RecordedReads:
+    """Wraps a cache's read script and keeps every reply, to see what crossed the wire."""
+
+    def __init__(self, cache: RedisCache, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.read = cache._read
+        self.replies: list[object] = []
+        monkeypatch.setattr(cache, "_read", self)
+
+    def __call__(self, **kwargs: Any) -> object:
+        reply = self.read(**kwargs)
+        self.replies.append(reply)
+        return reply
+
+
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plaintext", "encrypted"])
+def test_an_entry_over_64_kib_is_a_miss_and_its_value_is_never_transferred(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    key: bytes | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
+    reads = RecordedReads(cache, monkeypatch)
+    raw.set(prefix + "role", b"x" * (1024 * 1024))
+    assert cache.load("role") is None
+    assert reads.replies == [1024 * 1024]  # its length, not a 1 MiB buffer
+    raw.set(prefix + "role", b"x" * (MAX_ENTRY_BYTES + 1))
+    assert cache.load("role") is None
+    assert reads.replies[-1] == MAX_ENTRY_BYTES + 1
+
+
+def test_an_entry_of_exactly_64_kib_is_read(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
+    raw.set(prefix + "role", b"x" * MAX_ENTRY_BYTES)
+    assert cache.load("role") == b"x" * MAX_ENTRY_BYTES
+
+
+@pytest.mark.parametrize("kind", ["list", "hash", "set", "zset"])
+def test_a_key_of_another_type_under_an_entry_name_is_a_miss_not_an_outage(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = prefix + "role"
+    big = b"x" * (MAX_ENTRY_BYTES * 4)
+    if kind == "list":
+        raw.rpush(name, big, big)
+    elif kind == "hash":
+        raw.hset(name, "entry", big)
+    elif kind == "set":
+        raw.sadd(name, big)
+    else:
+        raw.zadd(name, {big: 1.0})
+    for key in (None, KEY_A):
+        cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
+        reads = RecordedReads(cache, monkeypatch)
+        assert cache.load("role") is None  # not CacheUnavailable from WRONGTYPE
+        assert reads.replies == [-1]
+
+
+@pytest.mark.parametrize("reply", [1 << 28, -1, [b"a", b"b"], {b"k": b"v"}, 3.5, True])
+def test_a_reply_that_is_not_a_string_is_a_miss_and_allocates_nothing(
+    reply: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(f"redis://127.0.0.1:{_free_port()}/0", KEY_A)
+    monkeypatch.setattr(cache, "_read", lambda **kwargs: reply)
+    assert cache.load("role") is None
+
+
+def test_an_integer_stored_under_an_entry_name_is_a_miss(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    raw.set(prefix + "role", 268435456)
+    assert RedisCache(redis_server.url, KEY_A, prefix=prefix).load("role") is None
+    plain = RedisCache(redis_server.url, plaintext=True, prefix=prefix).load("role")
+    assert plain == b"268435456"  # nine bytes, which no reader decodes as an entry
+    assert decode_entry(plain, now=time.time(), floor=60.0) is None
+
+
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plaintext", "encrypted"])
+def test_an_entry_over_64_kib_is_not_stored(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    key: bytes | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="botocreds")
+    cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
+    # Fernet adds a third and more: this entry is over the limit only once encrypted.
+    size = MAX_ENTRY_BYTES + 1 if key is None else MAX_ENTRY_BYTES * 3 // 4
+    cache.store("role", b"x" * size, 30.0)
+    assert raw.exists(prefix + "role") == 0
+    assert any("not stored" in record.getMessage() for record in caplog.records)
+    if key is None:
+        cache.store("role", b"x" * MAX_ENTRY_BYTES, 30.0)
+        assert raw.strlen(prefix + "role") == MAX_ENTRY_BYTES
+
+
+def test_a_refresher_meeting_an_oversized_entry_calls_its_source_and_overwrites_it(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str
+) -> None:
+    raw.set(entry_name(prefix), b"x" * (1024 * 1024), px=600_000)
+    fetch = RealFetch(tag="BIG")
+    cache = RedisCache(redis_server.url, KEY_A, prefix=prefix)
+    with botocreds.Refresher(placeholder(fetch), cache=cache, cache_key="shared-role") as refresher:
+        assert refresher.credentials.get_frozen_credentials().access_key == "ASIABIG00000001"
+    assert fetch.calls == 1
+    assert 0 < raw.strlen(entry_name(prefix)) <= MAX_ENTRY_BYTES
+
+
 def test_tampered_or_corrupt_entries_are_misses(
     redis_server: RedisServer, raw: redis.Redis, prefix: str
 ) -> None:
@@ -435,7 +606,7 @@ def test_a_corrupt_entry_is_overwritten_by_a_refresher(
 ) -> None:
     raw.set(entry_name(prefix), b'{"v": 1, "access_key": "ASIATRUNC', px=60_000)
     fetch = RealFetch(tag="CORR")
-    cache = RedisCache(redis_server.url, prefix=prefix)
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     with botocreds.Refresher(placeholder(fetch), cache=cache, cache_key="shared-role"):
         pass
     assert fetch.calls == 1
@@ -448,11 +619,13 @@ def test_plaintext_read_by_a_keyed_cache_is_a_miss(redis_server: RedisServer, pr
     fetch = RealFetch(tag="PLAIN")
     with botocreds.Refresher(
         placeholder(fetch),
-        cache=RedisCache(redis_server.url, prefix=prefix),
+        cache=RedisCache(redis_server.url, plaintext=True, prefix=prefix),
         cache_key="shared-role",
     ):
         pass
-    plain = RedisCache(redis_server.url, prefix=prefix).load(cache_key("shared-role"))
+    plain = RedisCache(redis_server.url, plaintext=True, prefix=prefix).load(
+        cache_key("shared-role")
+    )
     assert plain is not None and b"ASIAPLAIN" in plain
     keyed = RedisCache(redis_server.url, prefix=prefix, key=KEY_A)
     assert keyed.load(cache_key("shared-role")) is None
@@ -484,7 +657,7 @@ def test_a_redis_reader_without_the_key_sees_no_secret(
 ) -> None:
     for key, tag in ((KEY_A, "ENC"), (None, "CLR")):
         fetch = RealFetch(tag=tag)
-        cache = RedisCache(redis_server.url, prefix=prefix + tag, key=key)
+        cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix + tag)
         with botocreds.Refresher(placeholder(fetch), cache=cache, cache_key="shared-role"):
             pass
         stored = raw.get(entry_name(prefix + tag))
@@ -496,6 +669,87 @@ def test_a_redis_reader_without_the_key_sees_no_secret(
         else:
             for secret in secrets:
                 assert secret.encode() not in stored, secret
+
+
+# -- namespaces ---------------------------------------------------------------
+
+#: Source identities that a careless encoding of their parts would confuse.
+LOOKALIKE_IDENTITIES = [
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "", "eu-west-1"),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1", ""),
+    ("assume-role", "arn:aws:iam::111111111111:role/app,eu-west-1"),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1"),
+    ("assume-role", "arn:aws:iam::222222222222:role/app", "eu-west-1"),
+    ("assume/role", "arn:aws:iam::111111111111:role/app", "eu-west-1"),
+    ("assume-role", '["arn:aws:iam::111111111111:role/app", "eu-west-1"]'),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1", "session-a"),
+    ("assume-role", "arn:aws:iam::111111111111:role/app", "eu-west-1", "session-b"),
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(st.text(max_size=12), min_size=1, max_size=4),
+    st.lists(st.text(max_size=12), min_size=1, max_size=4),
+)
+def test_different_source_identities_never_name_the_same_entry(
+    first: list[str], second: list[str]
+) -> None:
+    if first == second:
+        assert cache_key(*first) == cache_key(*second)  # one identity, one entry
+    else:
+        assert cache_key(*first) != cache_key(*second)
+
+
+def test_lookalike_identities_get_their_own_entries_in_redis(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    cache = RedisCache(own_redis.url, KEY_A, prefix=prefix)
+    keys = [cache_key(*identity) for identity in LOOKALIKE_IDENTITIES]
+    for serial, key in enumerate(keys):
+        cache.store(key, b'{"entry": %d}' % serial, 30.0)
+    for serial, key in enumerate(keys):
+        assert cache.load(key) == b'{"entry": %d}' % serial
+    client = own_redis.client()
+    try:
+        names = every_name(client)
+    finally:
+        client.close()
+    assert names == {prefix + key for key in keys}
+
+
+def test_two_prefixes_on_one_redis_share_nothing_and_hold_every_key_they_write(
+    own_redis: RedisServer,
+) -> None:
+    client = own_redis.client()
+    seen_while_minting: dict[str, set[str]] = {}
+
+    class Watched(RealFetch):
+        """Records every key in Redis while its mint holds the fleet-wide lock."""
+
+        def __call__(self) -> dict[str, Any]:
+            seen_while_minting[self.tag] = every_name(client)
+            return super().__call__()
+
+    fetches = {"APPA": Watched(tag="APPA"), "APPB": Watched(tag="APPB")}
+    try:
+        for tag, fetch in fetches.items():
+            cache = RedisCache(own_redis.url, KEY_A, prefix=f"{tag.lower()}:")
+            with botocreds.Refresher(
+                placeholder(fetch), cache=cache, cache_key="shared-role"
+            ) as refresher:
+                frozen = refresher.credentials.get_frozen_credentials()
+                assert frozen.access_key == f"ASIA{tag}00000001"  # its own, not the other's
+        names = every_name(client)
+    finally:
+        client.close()
+    key = cache_key("shared-role")
+    assert [fetch.calls for fetch in fetches.values()] == [1, 1]
+    assert seen_while_minting == {
+        "APPA": {"appa:lock:" + key},
+        "APPB": {"appa:" + key, "appb:lock:" + key},
+    }
+    assert names == {"appa:" + key, "appb:" + key}
 
 
 # -- the lock -----------------------------------------------------------------
@@ -510,7 +764,9 @@ def test_lock_is_single_flight_between_threads(redis_server: RedisServer, prefix
 
     def worker() -> None:
         nonlocal inside, most_inside, acquired
-        cache = RedisCache(redis_server.url, prefix=prefix)  # each thread its own client
+        cache = RedisCache(
+            redis_server.url, plaintext=True, prefix=prefix
+        )  # each thread its own client
         try:
             with cache.lock("role", lease=10.0, wait=WAIT) as held:
                 assert held
@@ -537,8 +793,8 @@ def test_lock_is_single_flight_between_threads(redis_server: RedisServer, prefix
 def test_lock_wait_gives_up_and_release_frees_it(
     redis_server: RedisServer, raw: redis.Redis, prefix: str
 ) -> None:
-    holder = RedisCache(redis_server.url, prefix=prefix)
-    other = RedisCache(redis_server.url, prefix=prefix)
+    holder = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
+    other = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     with holder.lock("role", lease=10.0, wait=0.0) as held:
         assert held
         assert 5000 < raw.pttl(prefix + "lock:role") <= 10_000  # the lease, with PX
@@ -556,7 +812,7 @@ def test_lock_wait_gives_up_and_release_frees_it(
 HOLDER = """
 import sys, time
 from botocreds._rediscache import RedisCache
-cache = RedisCache(sys.argv[1], prefix=sys.argv[2])
+cache = RedisCache(sys.argv[1], plaintext=True, prefix=sys.argv[2])
 with cache.lock("role", lease=float(sys.argv[3]), wait=10.0) as held:
     assert held
     time.sleep(120)
@@ -580,7 +836,7 @@ def test_a_dead_holder_loses_the_lock_after_its_lease(
         child.wait(timeout=WAIT)
         killed_at = time.monotonic()
         assert raw.pttl(prefix + "lock:role") > 0  # still leased: dying does not release
-        other = RedisCache(redis_server.url, prefix=prefix)
+        other = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
         with other.lock("role", lease=10.0, wait=WAIT) as held:
             assert held
             assert time.monotonic() - killed_at <= lease + 5.0
@@ -593,8 +849,8 @@ def test_a_dead_holder_loses_the_lock_after_its_lease(
 def test_release_never_deletes_another_holders_lock(
     redis_server: RedisServer, raw: redis.Redis, prefix: str
 ) -> None:
-    first = RedisCache(redis_server.url, prefix=prefix)
-    second = RedisCache(redis_server.url, prefix=prefix)
+    first = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
+    second = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     with first.lock("role", lease=0.3, wait=0.0) as held:
         assert held
         wait_until(lambda: raw.exists(prefix + "lock:role") == 0, message="the lease to run out")
@@ -616,7 +872,7 @@ def test_a_resent_set_nx_that_finds_our_own_token_holds_the_lock(
     # The first SET NX landed but its reply timed out; the retry finds our token.
     monkeypatch.setattr("botocreds._rediscache.secrets.token_hex", lambda _: "our-token")
     raw.set(prefix + "lock:role", "our-token", px=30_000)
-    cache = RedisCache(redis_server.url, prefix=prefix)
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     with cache.lock("role", lease=30.0, wait=0.0) as held:
         assert held
     assert raw.exists(prefix + "lock:role") == 0, "and releases it"
@@ -657,7 +913,7 @@ def _fleet_worker(
     refresher = botocreds.Refresher(
         placeholder(fetch, FLEET_LIFETIME),
         policy=FLEET_POLICY,
-        cache=RedisCache(url, prefix=prefix),
+        cache=RedisCache(url, plaintext=True, prefix=prefix),
         cache_key="shared-role",
         reporter=lambda event: events.append(type(event).__name__),
     )
@@ -745,7 +1001,7 @@ def test_redis_killed_mid_run_requests_continue_and_the_source_is_called_directl
     lifetime = 2.0
     fetch = RealFetch(lifetime=lifetime, delay=0.05, tag="OUT")
     events: list[RefreshEvent] = []
-    cache = RedisCache(own_redis.url, prefix=prefix)
+    cache = RedisCache(own_redis.url, plaintext=True, prefix=prefix)
     refresher = botocreds.Refresher(
         placeholder(fetch, lifetime),
         policy=RefreshPolicy(floor=0.5, min_interval=0.1, jitter=0.0),
@@ -821,7 +1077,7 @@ def test_a_refused_write_does_not_call_the_source_twice(
     acl("ACL", "SETUSER", user, "on", f">{password}", "resetkeys", *keys, "-@all", *commands)
     try:
         url = f"redis://{user}:{password}@127.0.0.1:{redis_server.port}/0"
-        cache = RedisCache(url, prefix=prefix)
+        cache = RedisCache(url, plaintext=True, prefix=prefix)
         assert password not in cache.name
         fetch = RealFetch(tag="ACL")
         with botocreds.Refresher(placeholder(fetch), cache=cache, cache_key="shared-role") as r:
@@ -841,5 +1097,5 @@ def test_a_client_without_a_socket_timeout_is_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="botocreds"):
-        RedisCache(redis.Redis(host="127.0.0.1", port=1, socket_timeout=None))
+        RedisCache(redis.Redis(host="127.0.0.1", port=1, socket_timeout=None), plaintext=True)
     assert any("socket_timeout" in record.getMessage() for record in caplog.records)
