@@ -342,11 +342,24 @@ def source_identity(credentials: object) -> SourceIdentity | None:
         details = [getattr(owner, name, None) for name in _SSO_FIELDS]
         if details[0] is None:
             return None
-        return SourceIdentity(method, tuple(str(value) for value in details))
+        return SourceIdentity(method, (*(str(value) for value in details), _caller()))
     if method == "login":
         session_name = getattr(owner, "_session_name", None)
-        return SourceIdentity(method, (str(session_name),)) if session_name else None
+        return SourceIdentity(method, (str(session_name), _caller())) if session_name else None
     return None
+
+
+def _caller() -> str:
+    """Who an SSO or ``aws login`` set belongs to, as far as this host can tell.
+
+    Those sets belong to whoever logged in (their token sits in that user's
+    cache), which no botocore setting names: two people with the same start
+    URL, account and role get different principals. The local user and host
+    stand in for them, so two callers never share a refresher or an entry.
+    """
+    import socket
+
+    return f"caller=uid:{os.geteuid()}@{socket.gethostname()}"
 
 
 _SSO_FIELDS = ("_start_url", "_account_id", "_role_name", "_sso_session_name", "_sso_region")

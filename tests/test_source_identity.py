@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shlex
 import sys
@@ -491,3 +492,14 @@ def test_the_key_does_not_change_between_releases() -> None:
 def test_the_repr_shows_the_kind_only() -> None:
     identity = SourceIdentity("custom-process", ("profile", "my-command --secret-flag"))
     assert repr(identity) == "SourceIdentity('custom-process')"
+
+
+def test_an_sso_source_names_its_caller_so_two_users_never_share_it(
+    hermetic_aws: AwsFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = _twice(hermetic_aws, _sso())
+    another_user = os.geteuid() + 1
+    monkeypatch.setattr(os, "geteuid", lambda: another_user)
+    theirs = _twice(hermetic_aws, _sso())
+    assert mine != theirs
+    assert mine.key() != theirs.key()
