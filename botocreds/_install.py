@@ -298,11 +298,9 @@ async def _aio_get_credentials(
         return current
     try:
         # A first mint (a deferred role) blocks its thread: never the caller's loop.
-        refresher = await asyncio.to_thread(_refresher_for, current, options, aio=True)
+        return await asyncio.to_thread(_take, instance, current, options, aio=True)
     except Exception as error:
         return _step_aside(error, installation, instance, None)
-    _serve(instance, refresher, original=current)
-    return refresher.credentials
 
 
 def _create_client(
@@ -366,9 +364,7 @@ def _cover_session(
 ) -> Any:
     """The credentials ``session`` should answer from now on, covered where they refresh."""
     if current is not None:  # resolved before botocreds was installed
-        refresher = _refresher_for(current, options, aio=False)
-        _serve(session, refresher, original=current)
-        return refresher.credentials
+        return _take(session, current, options, aio=False)
 
     def resolve() -> Any:
         with _resolving_alone():
