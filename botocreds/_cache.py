@@ -66,6 +66,17 @@ class CacheUnavailable(Exception):
     """The shared store cannot be used right now (down, full, refused)."""
 
 
+class ForgedEntry(Exception):
+    """The store holds an entry under a key that no trusted writer could have put there.
+
+    Raised by a store's ``load()`` when the entry's container betrays it (a
+    file of another owner or readable by others, a symlink, a Redis value of
+    the wrong type or size), before its content is read. It is a miss, and
+    reported like a forged entry whose times are out of bounds. The message
+    says what is wrong with the container, never what it holds.
+    """
+
+
 @runtime_checkable
 class SharedCache(Protocol):
     """A store that processes share: one entry per key, a TTL, and a lock per key."""
@@ -74,7 +85,11 @@ class SharedCache(Protocol):
     name: str
 
     def load(self, key: str) -> bytes | None:
-        """The entry stored under ``key``, or ``None``. Raises :class:`CacheUnavailable`."""
+        """The entry stored under ``key``, or ``None``.
+
+        Raises :class:`CacheUnavailable`, or :class:`ForgedEntry` for an entry
+        that no trusted writer could have stored.
+        """
         ...
 
     def store(self, key: str, entry: bytes, ttl: float) -> None:
@@ -266,7 +281,7 @@ def _guarded(call: Callable[[], _T]) -> _T:
     """Run a store operation; any failure of the store, even a bug, is CacheUnavailable."""
     try:
         return call()
-    except CacheUnavailable:
+    except (CacheUnavailable, ForgedEntry):
         raise
     except Exception as error:
         raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
@@ -356,7 +371,11 @@ class CachedSource:
                 logger.debug("botocreds: releasing the %s lock failed", self._cache.name)
 
     def _adoptable(self, clock: Clock, floor: float, forged: list[str]) -> Snapshot | None:
-        entry = _guarded(lambda: self._cache.load(self._key))
+        try:
+            entry = _guarded(lambda: self._cache.load(self._key))
+        except ForgedEntry as error:
+            forged.append(f"a forged entry: {error}")
+            return None
         if entry is None:
             return None
         decoded = read_entry(entry, now=clock(), floor=floor)

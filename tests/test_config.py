@@ -678,7 +678,7 @@ def test_cache_classes_are_imported_only_when_a_cache_is_made() -> None:
     assert not [
         name
         for name in top_level
-        if name.lstrip(".") in ("_filecache", "_rediscache", "redis", "filelock", "cryptography")
+        if name.lstrip(".") in ("_filecache", "_safedir", "_rediscache", "redis", "cryptography")
     ]
     assert "_filecache" in {
         node.module

@@ -13,10 +13,8 @@ import logging
 import math
 import os
 import select
-import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,21 +25,42 @@ import pytest
 from botocore.credentials import RefreshableCredentials
 
 from botocreds import RefreshPolicy
-from botocreds._cache import CacheUnavailable, SharedCache, cache_key, decode_entry
+from botocreds._cache import (
+    CacheUnavailable,
+    ForgedEntry,
+    SharedCache,
+    cache_key,
+    decode_entry,
+)
 from botocreds._events import RefreshEvent, SharedCacheFailed
 from botocreds._filecache import FileCache
 from botocreds._refresher import Refresher
 from botocreds._scheduler import Scheduler
 
 from ._fakes import FakeClock, ScriptedFetcher
+from ._hostile import IS_ROOT, mode_of, needs_root, plant
 
 REPO = Path(__file__).resolve().parents[1]
-IS_ROOT = os.geteuid() == 0
 KEY = "role-0123abcd"
 
 
-def mode_of(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
+def fail_temporary_files(
+    monkeypatch: pytest.MonkeyPatch, failing: Callable[[], int | None]
+) -> None:
+    """Make creating the cache's temporary files fail with ``failing()``'s errno, if any.
+
+    What a read-only or full file system answers; root, whom modes do not
+    stop, cannot be shown an unwritable directory any other way.
+    """
+    real_open = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        code = failing()
+        if code is not None and str(path).endswith(".tmp") and flags & os.O_CREAT:
+            raise OSError(code, os.strerror(code))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
 
 
 @pytest.fixture
@@ -68,17 +87,14 @@ def test_is_a_shared_cache_named_after_its_directory(cache: FileCache, cache_dir
     assert cache.directory == str(cache_dir)
 
 
-def test_needs_filelock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "filelock", None)  # makes `import filelock` fail
-    with pytest.raises(ImportError, match=r"pip install 'botocreds\[file\]'"):
-        FileCache(tmp_path / "cache")
-    assert not (tmp_path / "cache").exists()
-
-
-def test_botocreds_imports_without_filelock() -> None:
+def test_needs_no_third_party_library() -> None:
     code = (
-        "import sys; sys.modules['filelock'] = None\n"
-        "import botocreds, botocreds._filecache\n"
+        "import sys, tempfile; sys.modules['filelock'] = None\n"
+        "import botocreds\n"
+        "cache = botocreds.FileCache(tempfile.mkdtemp() + '/cache')\n"
+        "cache.store('key', b'entry', 60.0)\n"
+        "with cache.lock('key', lease=1.0, wait=1.0) as held:\n"
+        "    assert held and cache.load('key') == b'entry'\n"
         "print('ok')\n"
     )
     result = subprocess.run(
@@ -152,9 +168,11 @@ def test_store_writes_a_temp_file_in_the_directory_then_renames_it(
     synced: list[int] = []
     real_replace, real_fsync = os.replace, os.fsync
 
-    def spy_replace(src: Any, dst: Any) -> None:
-        replaced.append((os.fspath(src), os.fspath(dst)))
-        real_replace(src, dst)
+    def spy_replace(src: Any, dst: Any, **dir_fds: int) -> None:
+        # Both names are relative to the directory the cache holds open.
+        assert dir_fds == {"src_dir_fd": cache._fd, "dst_dir_fd": cache._fd}
+        replaced.append((str(cache_dir / src), str(cache_dir / dst)))
+        real_replace(src, dst, **dir_fds)
 
     def spy_fsync(fd: int) -> None:
         synced.append(fd)
@@ -190,7 +208,7 @@ def test_a_failed_write_never_replaces_the_entry(
 
 def test_a_leftover_temp_file_is_never_read(cache: FileCache, cache_dir: Path) -> None:
     # What a writer killed between mkstemp() and os.replace() leaves behind.
-    (cache_dir / f".{KEY}.crashed.tmp").write_bytes(b'{"v":1,"expi')
+    plant(cache_dir / f".{KEY}.crashed.tmp", b'{"v":1,"expi')
     assert cache.load(KEY) is None
     cache.store(KEY, b"entry", 60.0)
     assert cache.load(KEY) == b"entry"
@@ -297,7 +315,7 @@ def test_refuses_a_path_that_is_not_a_directory(tmp_path: Path) -> None:
         FileCache(path)
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="only root can give a directory to another user")
+@needs_root
 def test_refuses_a_directory_owned_by_another_user(tmp_path: Path) -> None:
     directory = tmp_path / "theirs"
     directory.mkdir(mode=0o700)
@@ -326,24 +344,22 @@ def test_refuses_a_directory_owned_by_another_user(tmp_path: Path) -> None:
 def test_a_corrupt_file_is_a_miss_and_is_overwritten(
     cache: FileCache, cache_dir: Path, content: bytes
 ) -> None:
-    (cache_dir / f"{KEY}.json").write_bytes(content)
+    plant(cache_dir / f"{KEY}.json", content)
     assert cache.load(KEY) is None
     cache.store(KEY, b"entry", 60.0)
     assert cache.load(KEY) == b"entry"
 
 
 def test_other_file_system_errors_make_the_cache_unavailable(
-    cache: FileCache, cache_dir: Path, tmp_path: Path
+    cache: FileCache, cache_dir: Path
 ) -> None:
-    (cache_dir / f"{KEY}.json").mkdir()  # EISDIR
-    with pytest.raises(CacheUnavailable, match=KEY):
-        cache.load(KEY)
-    with pytest.raises(CacheUnavailable):
+    (cache_dir / f"{KEY}.json").mkdir()  # EISDIR when the entry is renamed over it
+    with pytest.raises(CacheUnavailable, match=f"cannot write {cache_dir}/{KEY}.json: Is a dir"):
         cache.store(KEY, b"entry", 60.0)
-    (tmp_path / "elsewhere").write_bytes(b"x")
-    (cache_dir / "planted.json").symlink_to(tmp_path / "elsewhere")  # ELOOP: never followed
-    with pytest.raises(CacheUnavailable):
-        cache.load("planted")
+    with pytest.raises(CacheUnavailable, match=f"cannot lock {cache_dir}/{KEY}.lock"):
+        (cache_dir / f"{KEY}.lock").mkdir()
+        with cache.lock(KEY, lease=10.0, wait=0.0):
+            pass
 
 
 def test_a_vanished_directory_makes_every_operation_unavailable(
@@ -365,16 +381,12 @@ def test_a_vanished_directory_makes_every_operation_unavailable(
 @pytest.fixture
 def make_unwritable(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
     """Make a directory read-only: ``chmod 500``, or for root (whom modes do not stop)
-    a ``mkstemp`` that answers EACCES as the kernel would."""
+    an ``open`` of the temporary file that answers EACCES as the kernel would."""
     restored: list[Path] = []
 
     def make(directory: Path) -> None:
         if IS_ROOT:
-
-            def refused(*args: Any, **kwargs: Any) -> tuple[int, str]:
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-
-            monkeypatch.setattr(tempfile, "mkstemp", refused)
+            fail_temporary_files(monkeypatch, lambda: errno.EACCES)
         else:
             directory.chmod(0o500)
             restored.append(directory)
@@ -520,7 +532,7 @@ def test_a_corrupt_entry_is_overwritten_by_the_next_store(
 ) -> None:
     key = cache_key("shared-role")
     path = cache_dir / f"{key}.json"
-    path.write_bytes(b"\x00garbage\xff")
+    plant(path, b"\x00garbage\xff")
     counting = Counting(clock, lifetime=900.0)
     refresher = cached_refresher(counting, cache, clock, scheduler)
     assert counting.calls == 1
@@ -609,15 +621,8 @@ def test_an_unwritable_directory_is_logged_again_after_it_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     counting = Counting(clock, lifetime=900.0)
-    real_mkstemp = tempfile.mkstemp
     state = {"full": True}
-
-    def maybe_full(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        if state["full"]:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_mkstemp(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", maybe_full)
+    fail_temporary_files(monkeypatch, lambda: errno.ENOSPC if state["full"] else None)
     with caplog.at_level(logging.INFO, logger="botocreds"):
         refresher = cached_refresher(counting, cache, clock, scheduler)
         _refresh_cycles(refresher, clock, scheduler, 1)
@@ -808,12 +813,20 @@ def test_a_lock_holder_that_dies_frees_the_lock(tmp_path: Path) -> None:
         _kill_all([holder])
 
 
-def test_a_fifo_at_the_entry_path_is_a_miss_not_a_hang(tmp_path: Path) -> None:
+def test_a_fifo_at_the_entry_path_is_forged_not_a_hang(tmp_path: Path) -> None:
     cache = FileCache(tmp_path / "cache")
-    os.mkfifo(cache._path("role", ".json"), 0o600)
-    result: list[bytes | None] = []
-    reader = threading.Thread(target=lambda: result.append(cache.load("role")), daemon=True)
+    os.mkfifo(tmp_path / "cache" / "role.json", 0o600)
+    result: list[BaseException | bytes | None] = []
+
+    def load() -> None:
+        try:
+            result.append(cache.load("role"))
+        except ForgedEntry as error:
+            result.append(error)
+
+    reader = threading.Thread(target=load, daemon=True)
     reader.start()
     reader.join(10)
     assert not reader.is_alive(), "load() blocked on a FIFO"
-    assert result == [None]
+    assert len(result) == 1 and isinstance(result[0], ForgedEntry)
+    assert "is not a regular file" in str(result[0])
