@@ -14,9 +14,11 @@ back to calling the source directly, and is logged once per outage.
 Whoever can write to the store can plant an entry, so an adopted entry is
 bounded: one that expires more than :data:`MAX_ENTRY_LIFETIME` from now, was
 issued in the future, or carries times that are not finite numbers is
-*forged*. A forged entry is never adopted; it is reported (a
-:class:`SharedCacheFailed` event, and one WARNING per key) and overwritten by
-the source's answer. For the same reason a set that never expires is never
+*forged*, and so is one whose container gives it away before it is read (a
+file of another owner, a Redis value too large to be ours: the store's
+``load()`` raises :class:`ForgedEntry`). A forged entry is never adopted; it
+is reported (a :class:`SharedCacheFailed` event, and one WARNING per key) and
+overwritten by the source's answer. For the same reason a set that never expires is never
 written to a shared tier: a planted never-expiring entry would never be
 refreshed, so no legitimate entry may look like one.
 """

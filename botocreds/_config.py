@@ -79,7 +79,9 @@ Shared cache tier
 * ``BOTOCREDS_CACHE_PLAINTEXT`` / ``botocreds_cache_plaintext``: ``1``,
   ``true``, ``yes`` or ``on`` (any case) lets a Redis cache without a key store
   credentials in clear text, readable by anyone who can read the Redis;
-  ``0``, ``false``, ``no`` or ``off`` (the default) refuses it.
+  ``0``, ``false``, ``no`` or ``off`` (the default) refuses it. Setting it
+  true together with a key (``BOTOCREDS_CACHE_KEY`` or a key file) is an
+  error, as ``RedisCache(url, key, plaintext=True)`` is: say which you mean.
 
 A key given with a ``file://`` cache is an error (those entries are not
 encrypted, and the key would suggest they are); keys given without any cache
@@ -91,7 +93,7 @@ A bad value raises :class:`ConfigError` (a ``ValueError`` whose ``setting``
 attribute names the setting, e.g. ``BOTOCREDS_FLOOR`` or
 ``botocreds_floor (profile 'app')``) saying what the setting expects. An empty
 value is an error for every setting: unset the variable instead. A missing
-optional dependency (``botocreds[file]``, ``botocreds[redis]``) is a
+optional dependency (``botocreds[redis]``) is a
 ``ConfigError`` too, and so is any other ``BOTOCREDS_*`` variable or
 ``botocreds_*`` profile key, so that a typo such as ``BOTOCREDS_FLOR`` is not
 silently ignored: the message lists the valid names (``BOTOCREDS_TEST_*`` is
@@ -427,8 +429,8 @@ def _cache_request(
             f"rediss://host:6379/0 or unix:///path/to/redis.sock; got {shown}{hint}",
         )
     scheme = url.partition("://")[0].lower()
+    given = key if key is not None else key_file
     if scheme == "file":
-        given = key if key is not None else key_file
         if given is not None:
             raise ConfigError(
                 given.where,
@@ -440,6 +442,12 @@ def _cache_request(
         raise ConfigError(
             where,
             f"expected a file://, redis://, rediss:// or unix:// URL, got {shown}",
+        )
+    if given is not None and plaintext is not None and allow_plaintext:
+        raise ConfigError(
+            f"{plaintext.where}, {given.where}",
+            "set one of them, not both: a key encrypts the Redis entries, and "
+            f"{_ENV_NAMES[_CACHE_PLAINTEXT]} asks for them unencrypted",
         )
     if keys is None and key_file is None and not allow_plaintext:
         raise ConfigError(

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ._cache import CacheUnavailable, fernet_key
+from ._cache import CacheUnavailable, ForgedEntry, fernet_key
 
 if TYPE_CHECKING:
     import redis
@@ -121,8 +121,10 @@ class RedisCache:
     differ in any part of it never share an entry.
 
     Entries are bounded: one larger than 64 KiB in Redis is never written and
-    never read (it is a miss, and its value is not transferred), and a key of
-    another type (a list, a hash…) under an entry's name is a miss too.
+    never read (its value is not transferred), and neither is a key of another
+    type (a list, a hash…) under an entry's name. Since botocreds writes
+    neither, either one is a forged entry: a miss, reported (a
+    ``SharedCacheFailed`` event and one warning), and overwritten.
 
     Rotating the key without a burst of source calls:
 
@@ -225,27 +227,25 @@ class RedisCache:
     def load(self, key: str) -> bytes | None:
         """The entry under ``key``, or ``None`` if there is none or it cannot be read.
 
-        An entry larger than :data:`MAX_ENTRY_BYTES`, or a key of another type
-        under its name, is ``None`` without its value being transferred. With
-        ``key=``, an entry that fails to decrypt or authenticate (another key,
-        tampered, plaintext, or copied from another Redis key) is ``None``.
-        Raises :class:`~botocreds._cache.CacheUnavailable` if Redis cannot be used.
+        An entry larger than :data:`MAX_ENTRY_BYTES`, a key of another type
+        under its name, or any reply that is not a string raises
+        :class:`~botocreds._cache.ForgedEntry` without the value being
+        transferred. With ``key=``, an entry that fails to decrypt or
+        authenticate (another key, tampered, plaintext, or copied from another
+        Redis key) is ``None``: a fleet in the middle of a key rotation
+        produces those legitimately. Raises
+        :class:`~botocreds._cache.CacheUnavailable` if Redis cannot be used.
         """
         name = self._entry_name(key)
         try:
             value = self._read(keys=[name], args=[MAX_ENTRY_BYTES])
         except self._errors as error:
             raise self._unavailable("GET", error) from error
+        if value is None:
+            return None
         raw = _entry_bytes(value)
         if raw is None:
-            if value is not None:
-                logger.debug(
-                    "botocreds: %s: the entry under %s is %s: a miss",
-                    self.name,
-                    name,
-                    _reply_problem(value),
-                )
-            return None
+            raise ForgedEntry(f"the value under {name} is {_reply_problem(value)}")
         if self._fernet is None:
             return raw
         return self._open(key, raw)
@@ -371,10 +371,10 @@ class RedisCache:
 
 
 def _entry_bytes(value: object) -> bytes | None:
-    """The entry in a read reply, or ``None`` for a miss: no entry, too large, not a string.
+    """The entry in a read reply, or ``None`` if the reply is not one: too large, not a string.
 
     A client with ``decode_responses=True`` answers ``str``; any other type (the
-    script's integers, or whatever a substituted client returns) is a miss.
+    script's integers, or whatever a substituted client returns) is not an entry.
     """
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
@@ -384,12 +384,13 @@ def _entry_bytes(value: object) -> bytes | None:
 
 
 def _reply_problem(value: object) -> str:
-    """Why a read reply is not an entry, for a debug log: never its content."""
+    """Why a read reply is not an entry, for a report: never its content."""
+    limit = f"over the {MAX_ENTRY_BYTES}-byte limit"
     if isinstance(value, int) and not isinstance(value, bool):
-        return "not a string" if value < 0 else f"{value} bytes, over the limit"
+        return "not a string" if value < 0 else f"{value} bytes, {limit}"
     if isinstance(value, (bytes, str)):
-        return f"{len(value)} bytes, over the limit"
-    return f"an unexpected reply ({type(value).__name__})"
+        return f"{len(value)} bytes, {limit}"
+    return f"an unexpected reply (a {type(value).__name__})"
 
 
 def _bind(key: str) -> bytes:

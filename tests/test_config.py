@@ -441,6 +441,28 @@ def test_false_plaintext_flag_still_refuses_redis_without_key(flag: str) -> None
     assert error.setting == "BOTOCREDS_CACHE"
 
 
+def test_plaintext_flag_with_a_key_is_refused_like_the_constructor(tmp_path: Path) -> None:
+    error = failure(
+        {
+            "BOTOCREDS_CACHE": REDIS_URL,
+            "BOTOCREDS_CACHE_KEY": KEY_A,
+            "BOTOCREDS_CACHE_PLAINTEXT": "1",
+        }
+    )
+    assert error.setting == "BOTOCREDS_CACHE_PLAINTEXT, BOTOCREDS_CACHE_KEY"
+    assert "not both" in str(error)
+    assert KEY_A not in texts(error)
+    key_file = private_file(tmp_path / "key", KEY_A + "\n")
+    error = failure(
+        {"BOTOCREDS_CACHE": REDIS_URL, "BOTOCREDS_CACHE_PLAINTEXT": "yes"},
+        {"botocreds_cache_key_file": str(key_file)},
+    )
+    assert error.setting.startswith("BOTOCREDS_CACHE_PLAINTEXT, botocreds_cache_key_file")
+    off = {"BOTOCREDS_CACHE": REDIS_URL, "BOTOCREDS_CACHE_KEY": KEY_A}
+    cache = settings_from({**off, "BOTOCREDS_CACHE_PLAINTEXT": "0"}, {}).cache
+    assert isinstance(cache, RedisCache) and cache.encrypted
+
+
 @pytest.mark.parametrize("flag", ["2", "y", "", "enable", "truee"])
 def test_other_plaintext_flag_values_are_errors(flag: str) -> None:
     error = failure({"BOTOCREDS_CACHE": REDIS_URL, "BOTOCREDS_CACHE_PLAINTEXT": flag})

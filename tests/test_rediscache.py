@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 import botocreds
 from botocreds import RefreshEvent, RefreshFailed, RefreshPolicy
-from botocreds._cache import CacheUnavailable, SharedCache, cache_key, decode_entry
+from botocreds._cache import CacheUnavailable, ForgedEntry, SharedCache, cache_key, decode_entry
 from botocreds._events import SharedCacheFailed
 from botocreds._rediscache import MAX_ENTRY_BYTES, RedisCache
 
@@ -479,7 +479,7 @@ class RecordedReads:
 
 
 @pytest.mark.parametrize("key", [None, KEY_A], ids=["plaintext", "encrypted"])
-def test_an_entry_over_64_kib_is_a_miss_and_its_value_is_never_transferred(
+def test_an_entry_over_64_kib_is_forged_and_its_value_is_never_transferred(
     redis_server: RedisServer,
     raw: redis.Redis,
     prefix: str,
@@ -489,10 +489,12 @@ def test_an_entry_over_64_kib_is_a_miss_and_its_value_is_never_transferred(
     cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
     reads = RecordedReads(cache, monkeypatch)
     raw.set(prefix + "role", b"x" * (1024 * 1024))
-    assert cache.load("role") is None
+    with pytest.raises(ForgedEntry, match=f"1048576 bytes, over the {MAX_ENTRY_BYTES}-byte"):
+        cache.load("role")
     assert reads.replies == [1024 * 1024]  # its length, not a 1 MiB buffer
     raw.set(prefix + "role", b"x" * (MAX_ENTRY_BYTES + 1))
-    assert cache.load("role") is None
+    with pytest.raises(ForgedEntry, match=f"under {prefix}role is {MAX_ENTRY_BYTES + 1} bytes"):
+        cache.load("role")
     assert reads.replies[-1] == MAX_ENTRY_BYTES + 1
 
 
@@ -505,7 +507,7 @@ def test_an_entry_of_exactly_64_kib_is_read(
 
 
 @pytest.mark.parametrize("kind", ["list", "hash", "set", "zset"])
-def test_a_key_of_another_type_under_an_entry_name_is_a_miss_not_an_outage(
+def test_a_key_of_another_type_under_an_entry_name_is_forged_not_an_outage(
     redis_server: RedisServer,
     raw: redis.Redis,
     prefix: str,
@@ -525,17 +527,20 @@ def test_a_key_of_another_type_under_an_entry_name_is_a_miss_not_an_outage(
     for key in (None, KEY_A):
         cache = RedisCache(redis_server.url, key, plaintext=key is None, prefix=prefix)
         reads = RecordedReads(cache, monkeypatch)
-        assert cache.load("role") is None  # not CacheUnavailable from WRONGTYPE
+        with pytest.raises(ForgedEntry, match="is not a string"):
+            cache.load("role")  # not CacheUnavailable from WRONGTYPE
         assert reads.replies == [-1]
 
 
 @pytest.mark.parametrize("reply", [1 << 28, -1, [b"a", b"b"], {b"k": b"v"}, 3.5, True])
-def test_a_reply_that_is_not_a_string_is_a_miss_and_allocates_nothing(
+def test_a_reply_that_is_not_a_string_is_forged_and_allocates_nothing(
     reply: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = RedisCache(f"redis://127.0.0.1:{_free_port()}/0", KEY_A)
     monkeypatch.setattr(cache, "_read", lambda **kwargs: reply)
-    assert cache.load("role") is None
+    with pytest.raises(ForgedEntry) as raised:
+        cache.load("role")
+    assert "b'" not in str(raised.value) and "{" not in str(raised.value), "never the value"
 
 
 def test_an_integer_stored_under_an_entry_name_is_a_miss(
@@ -568,15 +573,28 @@ def test_an_entry_over_64_kib_is_not_stored(
         assert raw.strlen(prefix + "role") == MAX_ENTRY_BYTES
 
 
-def test_a_refresher_meeting_an_oversized_entry_calls_its_source_and_overwrites_it(
-    redis_server: RedisServer, raw: redis.Redis, prefix: str
+def test_a_refresher_meeting_an_oversized_entry_reports_it_calls_its_source_and_overwrites_it(
+    redis_server: RedisServer, raw: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     raw.set(entry_name(prefix), b"x" * (1024 * 1024), px=600_000)
     fetch = RealFetch(tag="BIG")
     cache = RedisCache(redis_server.url, KEY_A, prefix=prefix)
-    with botocreds.Refresher(placeholder(fetch), cache=cache, cache_key="shared-role") as refresher:
+    events: list[botocreds.RefreshEvent] = []
+    with (
+        caplog.at_level(logging.WARNING, logger="botocreds"),
+        botocreds.Refresher(
+            placeholder(fetch),
+            cache=cache,
+            cache_key="shared-role",
+            reporter=events.append,
+        ) as refresher,
+    ):
         assert refresher.credentials.get_frozen_credentials().access_key == "ASIABIG00000001"
     assert fetch.calls == 1
+    failed = [e for e in events if isinstance(e, SharedCacheFailed)]
+    assert len(failed) == 1 and failed[0].error.startswith("a forged entry: the value under ")
+    assert "1048576 bytes" in failed[0].error
+    assert sum("forged entry" in r.getMessage() for r in caplog.records) == 1
     assert 0 < raw.strlen(entry_name(prefix)) <= MAX_ENTRY_BYTES
 
 
