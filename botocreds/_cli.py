@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -54,6 +55,7 @@ from botocore.exceptions import (
     ClientError,
     ConfigNotFound,
     ConfigParseError,
+    CredentialRetrievalError,
     InvalidConfigError,
     InvalidRegionError,
     InvalidSTSRegionalEndpointsConfigError,
@@ -68,7 +70,7 @@ from ._errors import CredentialsUnavailable
 from ._events import RefreshEvent, as_dict, describe
 from ._policy import RefreshPolicy
 from ._redact import describe_error, mask_access_key
-from ._snapshot import to_epoch, utc_datetime
+from ._snapshot import BadAnswer, make_snapshot, to_epoch, utc_datetime
 from ._version import __version__
 
 EXIT_OK = 0
@@ -229,13 +231,62 @@ def _one_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# botocore's credential_process provider quotes the answer's Version when it is not 1.
+_QUOTED_VERSION = re.compile(r"Unsupported version '.*' for credential process", re.DOTALL)
+# Errors whose messages never quote a value of a source's answer: botocreds' own
+# checks, a JSON syntax error (a position) and an OS error (a file or a command).
+_SAFE_ANSWER_ERRORS: tuple[type[BaseException], ...] = (BadAnswer, json.JSONDecodeError, OSError)
+
+
+def _raised_in(error: BaseException, package: str) -> bool:
+    """Whether a frame of ``error``'s traceback runs code of ``package``."""
+    tb = error.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__")
+        if isinstance(module, str) and (module == package or module.startswith(package + ".")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _describe_answer_error(error: Exception) -> str:
+    """One line on why a source's answer could not be read, never quoting the answer.
+
+    Reading an answer can fail anywhere in botocore or the libraries it uses,
+    and their messages may quote the value they could not read: dateutil's
+    ``ParserError`` quotes the expiry it was given, which may be a secret in the
+    wrong field. Only the messages of botocreds' checks, of JSON syntax errors,
+    of OS errors and of botocore's own errors are shown, the last without a
+    quoted Version; any other error is named by its type.
+    """
+    name = type(error).__name__
+    if isinstance(error, _SAFE_ANSWER_ERRORS):
+        return describe_error(error)
+    if isinstance(error, BotoCoreError):
+        text = str(error)
+        if isinstance(error, CredentialRetrievalError):
+            text = _QUOTED_VERSION.sub(
+                "Unsupported version (not shown) for credential process", text
+            )
+        lines = text.strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        return f"{name}: {first}" if first else name
+    if _raised_in(error, "dateutil"):
+        return f"the expiry is not a date botocore can read ({name}; the value is not shown)"
+    return f"{name} while reading the credentials (its message is not shown: it may quote them)"
+
+
 @contextlib.contextmanager
-def _credential_errors(action: str, code: int = EXIT_UNAVAILABLE) -> Iterator[None]:
+def _credential_errors(
+    action: str, code: int = EXIT_UNAVAILABLE, *, reads_answers: bool = False
+) -> Iterator[None]:
     """Turn what resolving or minting credentials may raise into a :class:`CommandError`.
 
     Anything a credential source raises counts as "cannot mint" (``code``, exit 1
-    by default) except configuration mistakes (exit 2). Messages are one line; botocore's and
-    botocreds' own never contain secrets.
+    by default) except configuration mistakes (exit 2). Messages are one line;
+    botocore's and botocreds' own never contain secrets. With ``reads_answers``
+    (where a source's answer is read), an error is described by
+    :func:`_describe_answer_error`, which never quotes the answer.
     """
     try:
         yield
@@ -246,7 +297,8 @@ def _credential_errors(action: str, code: int = EXIT_UNAVAILABLE) -> Iterator[No
     except CredentialsUnavailable as error:
         raise CommandError(EXIT_UNAVAILABLE, _one_line(error)) from error
     except Exception as error:
-        raise CommandError(code, f"{action}: {describe_error(error)}") from error
+        reason = _describe_answer_error(error) if reads_answers else describe_error(error)
+        raise CommandError(code, f"{action}: {reason}") from error
 
 
 def _session(profile: str | None, region: str | None) -> boto3.Session:
@@ -528,21 +580,33 @@ def _resolve(session: boto3.Session) -> tuple[Credentials, ReadOnlyCredentials, 
 
     Reads a ``RefreshableCredentials`` without running botocore's own refresh,
     which would fetch a new set at once when less than 15 minutes are left.
+    A set botocreds would refuse (a field that is not a string) is refused,
+    naming the field and its type, never its value.
     """
-    with _credential_errors("credentials unavailable"):
+    with _credential_errors("credentials unavailable", reads_answers=True):
         credentials = session.get_credentials()
         if credentials is None:
             raise _no_credentials(session)
+        peeked = None
         if isinstance(credentials, RefreshableCredentials):
             peeked = _botocore.peek(credentials)
             if peeked is None:  # deferred: nothing fetched yet
                 credentials.get_frozen_credentials()
                 peeked = _botocore.peek(credentials)
-            if peeked is not None:
-                frozen, expiry = peeked
-                # A sentinel expiry (datetime.max, year 9999) is no expiry.
-                return credentials, frozen, utc_datetime(to_epoch(expiry))
-        return credentials, credentials.get_frozen_credentials(), None
+        if peeked is None:
+            frozen, expires_at = credentials.get_frozen_credentials(), None
+        else:
+            frozen, expiry = peeked
+            # A sentinel expiry (datetime.max, year 9999) is no expiry.
+            expires_at = utc_datetime(to_epoch(expiry))
+    try:
+        make_snapshot(frozen, now=time.time(), expires_at=None, floor=0.0)  # checks the fields
+    except BadAnswer as error:
+        method = credentials.method or "unknown"
+        raise CommandError(
+            EXIT_UNAVAILABLE, f"credentials unavailable from {method}: {describe_error(error)}"
+        ) from error
+    return credentials, frozen, expires_at
 
 
 def inspect(
@@ -743,7 +807,7 @@ def _run_watch(args: argparse.Namespace, out: IO[str]) -> int:
     interrupted = threading.Event()
     with _quiet_botocreds_logger(), _interrupt_sets(interrupted):
         try:
-            with _credential_errors("credentials unavailable"):
+            with _credential_errors("credentials unavailable", reads_answers=True):
                 if session.get_credentials() is None:
                     raise _no_credentials(session)
                 # The session stays referenced until the end: it keeps the refresher alive.

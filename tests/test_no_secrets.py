@@ -1,18 +1,27 @@
-"""Secret keys, session tokens and full access keys never reach logs, reprs, errors or events."""
+"""Secret keys, session tokens and full access keys never reach logs, reprs, errors, events
+or what the command prints."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import itertools
+import json
 import logging
-from collections.abc import Iterator
+import shlex
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import botocreds
 from botocreds import CredentialsUnavailable, RefreshEvent, RefreshPolicy
+from botocreds._cli import main
 
 from ._fakes import Harness, Return
+from .conftest import AwsFiles
 
 POLICY = RefreshPolicy(floor=10.0, failure_threshold=2, cooldown=30.0, wait_timeout=0.0)
 
@@ -135,3 +144,138 @@ def test_no_part_of_a_bad_answer_reaches_an_exception_a_log_an_event_or_a_status
     assert any("Failed" in type(event).__name__ for event in events), "the answers were refused"
     text = "\n".join(said)
     assert secret not in text
+
+
+# -- the command's output ----------------------------------------------------------
+
+# The botocore ``credential_process`` names of the fields, and what each holds
+# in a good answer.
+GOOD_PROCESS_ANSWER: dict[str, object] = {
+    "Version": 1,
+    "AccessKeyId": "ASIAFAKEBAD00001",
+    "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/badanswer",
+    "SessionToken": "IQoJb3JpZ2luX2VjBADTOKEN",
+    "Expiration": "2099-01-01T00:00:00Z",
+}
+# Wrong values holding no secret, for a field next to a well-placed one.
+NOT_SECRETS: dict[str, list[object]] = {
+    "Version": [2, "1", None],
+    "AccessKeyId": [12345, ["ASIAFAKEBAD00001"], {"value": "x"}, True],
+    "SecretAccessKey": [12345, ["x"], False],
+    "SessionToken": [12345, ["x"], {"value": "x"}],
+    "AccountId": [123456789012, ["123456789012"]],
+    "Expiration": ["tomorrow", ["2099-01-01T00:00:00Z"], "2099-13-01T00:00:00Z"],
+}
+
+
+@st.composite
+def bad_process_answers(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
+    """A ``credential_process`` answer that botocreds must refuse, with a secret in it.
+
+    Either the secret sits where another field belongs (wrapped in a wrong type
+    where a string would be valid), or it sits where it belongs and another
+    field has a wrong value.
+    """
+    secret = draw(SECRETS)
+    answer = dict(GOOD_PROCESS_ANSWER)
+    if draw(st.booleans()):
+        wrapped = draw(
+            st.sampled_from(
+                [
+                    lambda s: s,  # e.g. the secret where the date belongs
+                    lambda s: [s],
+                    lambda s: {"value": s},
+                    lambda s: f"{s}T00:00:00Z",
+                ]
+            )
+        )
+        field = draw(st.sampled_from([*NOT_SECRETS]))
+        value = wrapped(secret)
+        if field not in ("Version", "Expiration") and isinstance(value, str):
+            value = [value]  # a string there is a valid answer: a wrong type instead
+        answer[field] = value
+    else:
+        answer[draw(st.sampled_from(["SecretAccessKey", "SessionToken"]))] = secret
+        field = draw(st.sampled_from([*NOT_SECRETS]))
+        answer[field] = draw(st.sampled_from(NOT_SECRETS[field]))
+    return secret, answer
+
+
+@pytest.fixture
+def bad_process_profile(hermetic_aws: AwsFiles) -> Callable[[dict[str, object]], str]:
+    """Make profiles whose ``credential_process`` prints a given answer, one per call."""
+    serial = itertools.count(1)
+    home = hermetic_aws.config.parent
+
+    def make(answer: dict[str, object]) -> str:
+        name = f"bad-{next(serial)}"
+        printed = home / f"{name}.json"
+        printed.write_text(json.dumps(answer))
+        script = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
+        command = shlex.join([sys.executable, "-I", "-S", "-c", script, str(printed)])
+        with hermetic_aws.config.open("a") as config:
+            config.write(
+                f"[profile {name}]\ncredential_process = {command}\nregion = us-east-1\n\n"
+            )
+        return name
+
+    return make
+
+
+def _run_the_command(*args: str) -> tuple[int, str, str, list[logging.LogRecord]]:
+    """Run ``botocreds ARGS`` in this process: its exit code, stdout, stderr and log records."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    return code, out.getvalue(), err.getvalue(), records
+
+
+def _misplaced(field: str, value: object) -> tuple[str, dict[str, object]]:
+    return "S3CRETswappedfields0", {**GOOD_PROCESS_ANSWER, field: value}
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(bad=bad_process_answers())
+# The messages that quoted the answer: dateutil's for the expiry, botocore's for the Version.
+@example(bad=_misplaced("Expiration", "S3CRETswappedfields0"))
+@example(bad=_misplaced("Expiration", "S3CRETswappedfields0T00:00:00Z"))
+@example(bad=_misplaced("Version", "S3CRETswappedfields0"))
+@example(bad=_misplaced("Version", "1\nS3CRETswappedfields0"))
+@example(bad=_misplaced("AccessKeyId", ["S3CRETswappedfields0"]))
+@pytest.mark.parametrize(
+    "args", [("inspect", "--no-network"), ("watch", "--max-events", "1")], ids=["inspect", "watch"]
+)
+def test_no_part_of_a_bad_answer_reaches_what_the_command_prints_or_logs(
+    bad_process_profile: Callable[[dict[str, object]], str],
+    args: tuple[str, ...],
+    bad: tuple[str, dict[str, object]],
+) -> None:
+    secret, answer = bad
+    profile = bad_process_profile(answer)
+    code, out, err, records = _run_the_command(*args, "--profile", profile)
+    said = [out, err]
+    said += [record.getMessage() for record in records]
+    said += [repr(record.__dict__) for record in records]
+    assert code == 1, (answer, out, err)
+    assert err.startswith("botocreds: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert secret not in "\n".join(said)
