@@ -35,7 +35,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -55,7 +54,6 @@ from botocore.exceptions import (
     ClientError,
     ConfigNotFound,
     ConfigParseError,
-    CredentialRetrievalError,
     InvalidConfigError,
     InvalidRegionError,
     InvalidSTSRegionalEndpointsConfigError,
@@ -69,7 +67,7 @@ from ._attach import shutdown, wrap
 from ._errors import CredentialsUnavailable
 from ._events import RefreshEvent, as_dict, describe
 from ._policy import RefreshPolicy
-from ._redact import describe_error, mask_access_key
+from ._redact import describe_error, mask_access_key, raised_in
 from ._snapshot import BadAnswer, make_snapshot, to_epoch, utc_datetime
 from ._version import __version__
 
@@ -231,48 +229,23 @@ def _one_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-# botocore's credential_process provider quotes the answer's Version when it is not 1.
-_QUOTED_VERSION = re.compile(r"Unsupported version '.*' for credential process", re.DOTALL)
 # Errors whose messages never quote a value of a source's answer: botocreds' own
 # checks, a JSON syntax error (a position) and an OS error (a file or a command).
 _SAFE_ANSWER_ERRORS: tuple[type[BaseException], ...] = (BadAnswer, json.JSONDecodeError, OSError)
 
 
-def _raised_in(error: BaseException, package: str) -> bool:
-    """Whether a frame of ``error``'s traceback runs code of ``package``."""
-    tb = error.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__")
-        if isinstance(module, str) and (module == package or module.startswith(package + ".")):
-            return True
-        tb = tb.tb_next
-    return False
-
-
 def _describe_answer_error(error: Exception) -> str:
     """One line on why a source's answer could not be read, never quoting the answer.
 
-    Reading an answer can fail anywhere in botocore or the libraries it uses,
-    and their messages may quote the value they could not read: dateutil's
-    ``ParserError`` quotes the expiry it was given, which may be a secret in the
-    wrong field. Only the messages of botocreds' checks, of JSON syntax errors,
-    of OS errors and of botocore's own errors are shown, the last without a
-    quoted Version; any other error is named by its type.
+    Reading an answer can fail anywhere in botocore or the libraries it uses.
+    :func:`describe_error` already hides what dateutil and botocore's Version
+    check quote; beyond botocreds' checks, JSON syntax errors, OS errors and
+    botocore's own errors, an error is named by its type only, since its
+    message may quote what it could not read.
     """
-    name = type(error).__name__
-    if isinstance(error, _SAFE_ANSWER_ERRORS):
+    if isinstance(error, (*_SAFE_ANSWER_ERRORS, BotoCoreError)) or raised_in(error, "dateutil"):
         return describe_error(error)
-    if isinstance(error, BotoCoreError):
-        text = str(error)
-        if isinstance(error, CredentialRetrievalError):
-            text = _QUOTED_VERSION.sub(
-                "Unsupported version (not shown) for credential process", text
-            )
-        lines = text.strip().splitlines()
-        first = lines[0].strip() if lines else ""
-        return f"{name}: {first}" if first else name
-    if _raised_in(error, "dateutil"):
-        return f"the expiry is not a date botocore can read ({name}; the value is not shown)"
+    name = type(error).__name__
     return f"{name} while reading the credentials (its message is not shown: it may quote them)"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def mask_access_key(access_key: str | None) -> str:
     """Return ``access_key`` masked to its last 4 characters, e.g. ``'****WXYZ'``."""
@@ -26,20 +28,86 @@ def describe_value(value: object) -> str:
     return f"{name} of length {length}"
 
 
+#: botocore's credential_process provider quotes an answer's unsupported Version.
+_QUOTED_VERSION = re.compile(r"Unsupported version '.*' for credential process", re.DOTALL)
+
+#: Libraries whose messages quote the input they could not read: dateutil's
+#: ``ParserError`` repeats the expiry it was given, which may be a secret that
+#: a source put in the wrong field.
+_QUOTING_PACKAGES = ("dateutil",)
+
+
 def describe_error(error: BaseException) -> str:
     """A one-line description of ``error``: its type and the first line of its message.
 
-    Exceptions come from botocore and user fetchers, whose messages carry no
-    credentials; botocreds' own messages are written never to include them.
-    This never raises: an exception whose ``__str__`` fails (or returns
-    something that is not a string) is described by its type name as
-    ``(unprintable)``. Any ``BaseException`` is accepted.
+    Exceptions come from botocore and user fetchers, whose messages name what
+    failed rather than the answer; botocreds' own messages are written never to
+    include a value. Two kinds of message would quote an answer, and are not
+    shown as they are: one raised inside a parser that repeats its input
+    (dateutil, reading an expiry) is named by its type only, and botocore's
+    "Unsupported version '...'" has the version left out. This never raises:
+    an exception whose ``__str__`` fails (or returns something that is not a
+    string) is described by its type name as ``(unprintable)``. Any
+    ``BaseException`` is accepted.
     """
     name = type(error).__name__
-    try:
-        text = str(error)
-        lines = str.splitlines(str.strip(text))
-    except Exception:  # a broken __str__ (str() raises TypeError for a non-str result)
+    if _from_a_quoting_parser(error):
+        return f"{name}: the value could not be read (not shown: the message quotes it)"
+    text = _message(error)
+    if text is None:
         return f"{name}: (unprintable)"
-    first = str.strip(lines[0]) if lines else ""
+    lines = _QUOTED_VERSION.sub(_VERSION_NOT_SHOWN, text).strip().splitlines()
+    first = lines[0].strip() if lines else ""
     return f"{name}: {first}" if first else name
+
+
+_VERSION_NOT_SHOWN = "Unsupported version (not shown) for credential process"
+
+
+def _message(error: BaseException) -> str | None:
+    try:
+        return str.strip(str(error))
+    except Exception:  # a broken __str__ (str() raises TypeError for a non-str result)
+        return None
+
+
+def _from_a_quoting_parser(error: BaseException) -> bool:
+    return any(raised_in(error, package) for package in _QUOTING_PACKAGES)
+
+
+class HiddenError(Exception):
+    """Stands in, as a chained cause, for an exception whose message would quote a value.
+
+    Its message is :func:`describe_error` of the original, which is not kept,
+    neither as an attribute nor in a chain.
+    """
+
+
+def safe_cause(error: BaseException) -> BaseException:
+    """``error`` to chain as a cause, or a :class:`HiddenError` if its message is not shown.
+
+    A ``raise ... from error`` puts the whole message, and the chain behind
+    it, in every traceback: where :func:`describe_error` hides part of a
+    message, the cause must hide it too.
+    """
+    text = _message(error)
+    hidden = _from_a_quoting_parser(error) or (text is not None and _QUOTED_VERSION.search(text))
+    if not hidden:
+        return error
+    stand_in = HiddenError(describe_error(error))
+    stand_in.__suppress_context__ = True
+    return stand_in
+
+
+def raised_in(error: BaseException, package: str) -> bool:
+    """Whether ``error`` is a type of ``package``, or was raised by code of ``package``."""
+    module = getattr(type(error), "__module__", "")
+    if isinstance(module, str) and (module == package or module.startswith(package + ".")):
+        return True
+    frame = error.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__")
+        if isinstance(module, str) and (module == package or module.startswith(package + ".")):
+            return True
+        frame = frame.tb_next
+    return False

@@ -50,7 +50,7 @@ from ._events import (
 from ._forksafe import on_fork_in_child
 from ._policy import RefreshPolicy
 from ._reactive import install_reactive_retry
-from ._redact import describe_error, mask_access_key
+from ._redact import describe_error, mask_access_key, safe_cause
 from ._requests import RequestPath
 from ._scheduler import Scheduler, default_scheduler
 from ._snapshot import Snapshot, utc_datetime
@@ -164,7 +164,7 @@ class RefresherRuntime(RequestPath):
             reason = describe_error(error)
             duration = time.monotonic() - began
             self._deliver(RefreshFailed(self.name, duration, None, 1, reason))
-            raise CredentialsUnavailable(source=self.name, reason=reason) from error
+            raise CredentialsUnavailable(source=self.name, reason=reason) from safe_cause(error)
         return _core.initial(
             snapshot,
             policy,

@@ -279,3 +279,84 @@ def test_no_part_of_a_bad_answer_reaches_what_the_command_prints_or_logs(
     assert err.startswith("botocreds: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     assert secret not in "\n".join(said)
+
+
+def _quoting_errors(secret: str) -> list[BaseException]:
+    """Errors whose messages quote a bad answer, raised by the code that raises them."""
+    from botocore.exceptions import CredentialRetrievalError
+    from dateutil.parser import parse
+
+    try:
+        parse(secret)  # what botocore's expiry parsing raises for a swapped field
+    except Exception as error:
+        parsed: BaseException = error
+    else:  # pragma: no cover - SECRETS never parse as a date
+        raise AssertionError(f"{secret!r} parsed as a date")
+    return [
+        parsed,
+        CredentialRetrievalError(  # botocore's credential_process provider, word for word
+            provider="custom-process",
+            error_msg=(
+                f"Unsupported version '{secret}' for credential process "
+                "provider, supported versions: 1"
+            ),
+        ),
+    ]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(secret=SECRETS, which=st.integers(min_value=0, max_value=1), first=st.booleans())
+def test_an_error_that_quotes_a_bad_answer_reaches_nothing_botocreds_says(
+    secret: str, which: int, first: bool
+) -> None:
+    error = _quoting_errors(secret)[which]
+    assert secret in str(error), "the error really quotes the answer"
+    events: list[RefreshEvent] = []
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    logger = logging.getLogger("botocreds")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    said: list[str] = []
+    raised: list[BaseException] = []
+    botocreds.set_reporters([events.append])
+    try:
+        if first:  # the first mint fails: the constructor raises, chained to a cause
+            try:
+                Harness(POLICY, lifetime=100.0, inline=True, script=[error] * 4)
+            except CredentialsUnavailable as unavailable:
+                raised.append(unavailable)
+        else:  # a background refresh fails until the set expires
+            h = Harness(POLICY, lifetime=100.0, inline=True)
+            h.fetcher.script = [error] * 100
+            h.tick(95.0)  # due: the refresh fails
+            h.tick(10.0)  # and the set expires
+            try:
+                h.key()
+            except CredentialsUnavailable as unavailable:
+                raised.append(unavailable)
+            said += [repr(h.refresher.status()), repr(h.refresher)]
+            said += [repr(status) for status in botocreds.health()]
+            h.refresher.close()
+        botocreds.shutdown()  # delivers every pending event
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    assert raised, "the failing source made the credentials unavailable"
+    chain: BaseException | None = raised[0]
+    while chain is not None:
+        said += [str(chain), repr(chain), repr(vars(chain))]
+        chain = chain.__cause__ or chain.__context__
+    said += [repr(event) for event in events]
+    said += [record.getMessage() for record in records]
+    said += [repr(record.__dict__) for record in records]
+    assert any("Failed" in type(event).__name__ for event in events), "the failures were reported"
+    text = "\n".join(said)
+    assert secret not in text
+    assert type(error).__name__ in text, "the error is still named"
