@@ -19,6 +19,7 @@ import botocreds
 
 from . import (
     fan_out,
+    hostile_tiers,
     hot_path,
     import_time,
     many_clients,
@@ -47,6 +48,7 @@ SCENARIOS: dict[int, Scenario] = {
     9: import_time.run,
     10: startup.run,
     11: many_sessions.run,
+    12: hostile_tiers.run,
 }
 
 

@@ -1117,3 +1117,49 @@ def test_a_client_without_a_socket_timeout_is_warned_about(
     with caplog.at_level(logging.WARNING, logger="botocreds"):
         RedisCache(redis.Redis(host="127.0.0.1", port=1, socket_timeout=None), plaintext=True)
     assert any("socket_timeout" in record.getMessage() for record in caplog.records)
+
+
+YEAR = 365.25 * 86_400.0
+
+
+@pytest.mark.parametrize(
+    ("issued_in", "expires_in", "reason"),
+    [
+        (0.0, 7_974 * YEAR, "beyond the 36 h"),  # expires in year 9999
+        (86_400.0, 90_000.0, "in the future"),  # issued tomorrow
+    ],
+    ids=["expires-in-year-9999", "issued-tomorrow"],
+)
+def test_a_planted_plaintext_entry_out_of_bounds_is_reported_and_overwritten(
+    redis_server: RedisServer,
+    raw: redis.Redis,
+    prefix: str,
+    issued_in: float,
+    expires_in: float,
+    reason: str,
+) -> None:
+    now = time.time()
+    forged = {
+        "v": 2,
+        "access_key": "ASIAPLANTED00001",
+        "secret_key": "planted-secret",
+        "token": "planted-token",
+        "account_id": None,
+        "issued_at": now + issued_in,
+        "expires_at": now + expires_in,
+    }
+    raw.set(entry_name(prefix), json.dumps(forged).encode(), px=600_000)
+    fetch = RealFetch(tag="REAL")
+    cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
+    events: list[RefreshEvent] = []
+    with botocreds.Refresher(
+        placeholder(fetch), cache=cache, cache_key="shared-role", reporter=events.append
+    ) as refresher:
+        assert refresher.credentials.get_frozen_credentials().access_key == "ASIAREAL00000001"
+    assert fetch.calls == 1
+    failed = [e for e in events if isinstance(e, SharedCacheFailed)]
+    assert len(failed) == 1 and failed[0].error.startswith("a forged entry: ")
+    assert reason in failed[0].error
+    assert "planted" not in repr(failed).lower(), "never what the entry held"
+    stored = raw.get(entry_name(prefix))
+    assert isinstance(stored, bytes) and json.loads(stored)["access_key"] == "ASIAREAL00000001"
