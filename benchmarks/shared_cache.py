@@ -73,7 +73,11 @@ def make_tier(tier: str, directory: str, redis_url: str | None) -> Any:
     if tier == "FileCache":
         return botocreds.FileCache(directory)
     if tier == "RedisCache":
-        return botocreds.RedisCache(redis_url or "", plaintext=True)
+        # A namespace of this measurement's own (its scratch directory is unique): a
+        # worker of the previous one, terminated by its pool while a mint held the
+        # lock, leaves that lock taken until its lease ends.
+        prefix = f"botocreds-bench:{Path(directory).parent.name}:"
+        return botocreds.RedisCache(redis_url or "", plaintext=True, prefix=prefix)
     return None
 
 
