@@ -359,7 +359,7 @@ def test_other_file_system_errors_make_the_cache_unavailable(
     with pytest.raises(CacheUnavailable, match=f"cannot lock {cache_dir}/{KEY}.lock"):
         (cache_dir / f"{KEY}.lock").mkdir()
         with cache.lock(KEY, lease=10.0, wait=0.0):
-            pass
+            pytest.fail("a directory at the lock's name was locked")
 
 
 def test_a_vanished_directory_makes_every_operation_unavailable(
@@ -375,7 +375,7 @@ def test_a_vanished_directory_makes_every_operation_unavailable(
     with pytest.raises(CacheUnavailable):
         cache.store(KEY, b"entry", 60.0)
     with pytest.raises(CacheUnavailable), cache.lock(KEY, lease=10.0, wait=0.5):
-        pass
+        pytest.fail("a lock was taken in a directory that is gone")
 
 
 @pytest.fixture
@@ -598,8 +598,8 @@ def test_a_failing_store_costs_one_source_call_per_refresh(
     # The lock file exists (from an earlier healthy run), so the lock still
     # works and only the store fails: the answer the source just gave must be
     # served, not thrown away for a second call to the source.
-    with cache.lock(cache_key("shared-role"), lease=10.0, wait=1.0):
-        pass
+    with cache.lock(cache_key("shared-role"), lease=10.0, wait=1.0) as held:
+        assert held
     make_unwritable(cache_dir)
     counting = Counting(clock, lifetime=900.0)
     refresher = cached_refresher(counting, cache, clock, scheduler)

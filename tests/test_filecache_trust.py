@@ -220,7 +220,7 @@ def test_a_symlink_at_a_lock_is_never_followed(tmp_path: Path) -> None:
         pytest.raises(CacheUnavailable, match="cannot lock"),
         cache.lock(KEY, lease=10.0, wait=0.0),
     ):
-        pass
+        pytest.fail("a lock file that is not this user's own was locked")
     assert victim.read_text() == "precious"
 
 
@@ -246,7 +246,7 @@ def test_a_lock_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
         pytest.raises(CacheUnavailable, match=f"owned by uid {NOBODY}"),
         cache.lock(KEY, lease=10.0, wait=0.0),
     ):
-        pass
+        pytest.fail("a lock file that is not this user's own was locked")
 
 
 @needs_root
