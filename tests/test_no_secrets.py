@@ -64,6 +64,27 @@ def test_nothing_botocreds_says_contains_a_secret(caplog: pytest.LogCaptureFixtu
     assert issued[-1][0][-4:] in text, "the masked form is shown"
 
 
+@contextlib.contextmanager
+def botocreds_records() -> Iterator[list[logging.LogRecord]]:
+    """Every record the botocreds logger emits meanwhile, down to DEBUG."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    logger = logging.getLogger("botocreds")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 # A secret that cannot occur by chance in anything botocreds writes itself.
 SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/+", min_size=12, max_size=40).map(
     lambda tail: "S3CRET" + tail
@@ -108,19 +129,8 @@ def test_no_part_of_a_bad_answer_reaches_an_exception_a_log_an_event_or_a_status
 ) -> None:
     secret, answer = bad
     events: list[RefreshEvent] = []
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Keep(level=logging.DEBUG)
-    logger = logging.getLogger("botocreds")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
     said: list[str] = []
-    try:
+    with botocreds_records() as records:
         h = Harness(POLICY, lifetime=100.0, inline=True)
         h.refresher._reporter = events.append
         h.fetcher.script = [Return(answer)] * 4
@@ -135,9 +145,6 @@ def test_no_part_of_a_bad_answer_reaches_an_exception_a_log_an_event_or_a_status
         said += [repr(h.refresher.status()), repr(h.refresher)]
         said += [repr(status) for status in botocreds.health()]
         h.refresher.close()
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
     said += [repr(event) for event in events]
     said += [record.getMessage() for record in records]
     said += [repr(record.__dict__) for record in records]
@@ -312,21 +319,10 @@ def test_an_error_that_quotes_a_bad_answer_reaches_nothing_botocreds_says(
     error = _quoting_errors(secret)[which]
     assert secret in str(error), "the error really quotes the answer"
     events: list[RefreshEvent] = []
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Keep(level=logging.DEBUG)
-    logger = logging.getLogger("botocreds")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
     said: list[str] = []
     raised: list[BaseException] = []
     botocreds.set_reporters([events.append])
-    try:
+    with botocreds_records() as records:
         if first:  # the first mint fails: the constructor raises, chained to a cause
             try:
                 Harness(POLICY, lifetime=100.0, inline=True, script=[error] * 4)
@@ -345,9 +341,6 @@ def test_an_error_that_quotes_a_bad_answer_reaches_nothing_botocreds_says(
             said += [repr(status) for status in botocreds.health()]
             h.refresher.close()
         botocreds.shutdown()  # delivers every pending event
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
     assert raised, "the failing source made the credentials unavailable"
     chain: BaseException | None = raised[0]
     while chain is not None:
