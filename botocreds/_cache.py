@@ -18,9 +18,9 @@ issued in the future, or carries times that are not finite numbers is
 file of another owner, a Redis value too large to be ours: the store's
 ``load()`` raises :class:`ForgedEntry`). A forged entry is never adopted; it
 is reported (a :class:`SharedCacheFailed` event, and one WARNING per key) and
-overwritten by the source's answer. For the same reason a set that never expires is never
-written to a shared tier: a planted never-expiring entry would never be
-refreshed, so no legitimate entry may look like one.
+overwritten by the source's answer. For the same reason a set that never
+expires is never written to a shared tier: a planted never-expiring entry
+would never be refreshed, so no legitimate entry may look like one.
 """
 
 from __future__ import annotations

@@ -67,8 +67,8 @@ from ._attach import shutdown, wrap
 from ._errors import CredentialsUnavailable
 from ._events import RefreshEvent, as_dict, describe
 from ._policy import RefreshPolicy
-from ._redact import describe_error, mask_access_key, raised_in
-from ._snapshot import BadAnswer, make_snapshot, to_epoch, utc_datetime
+from ._redact import describe_error, mask_access_key, message_is_hidden
+from ._snapshot import BadAnswer, check_fields, to_epoch, utc_datetime
 from ._version import __version__
 
 EXIT_OK = 0
@@ -243,7 +243,7 @@ def _describe_answer_error(error: Exception) -> str:
     botocore's own errors, an error is named by its type only, since its
     message may quote what it could not read.
     """
-    if isinstance(error, (*_SAFE_ANSWER_ERRORS, BotoCoreError)) or raised_in(error, "dateutil"):
+    if isinstance(error, (*_SAFE_ANSWER_ERRORS, BotoCoreError)) or message_is_hidden(error):
         return describe_error(error)
     name = type(error).__name__
     return f"{name} while reading the credentials (its message is not shown: it may quote them)"
@@ -573,7 +573,7 @@ def _resolve(session: boto3.Session) -> tuple[Credentials, ReadOnlyCredentials, 
             # A sentinel expiry (datetime.max, year 9999) is no expiry.
             expires_at = utc_datetime(to_epoch(expiry))
     try:
-        make_snapshot(frozen, now=time.time(), expires_at=None, floor=0.0)  # checks the fields
+        check_fields(frozen)
     except BadAnswer as error:
         method = credentials.method or "unknown"
         raise CommandError(

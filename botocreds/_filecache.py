@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 
 from ._cache import CacheUnavailable, ForgedEntry
 from ._forksafe import renew_after_fork
-from ._safedir import close_quietly, open_private_directory
+from ._safedir import close_quietly, open_private_directory, os_reason
 
 logger = logging.getLogger("botocreds")
 
@@ -357,5 +357,4 @@ def _unlock(fd: int, where: str) -> None:
 
 
 def _describe(error: OSError, action: str, path: str) -> str:
-    reason = error.strerror or errno.errorcode.get(error.errno or 0, "") or type(error).__name__
-    return f"{action} {path}: {reason}"
+    return f"{action} {path}: {os_reason(error)}"

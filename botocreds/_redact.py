@@ -30,6 +30,7 @@ def describe_value(value: object) -> str:
 
 #: botocore's credential_process provider quotes an answer's unsupported Version.
 _QUOTED_VERSION = re.compile(r"Unsupported version '.*' for credential process", re.DOTALL)
+_VERSION_NOT_SHOWN = "Unsupported version (not shown) for credential process"
 
 #: Libraries whose messages quote the input they could not read: dateutil's
 #: ``ParserError`` repeats the expiry it was given, which may be a secret that
@@ -43,12 +44,12 @@ def describe_error(error: BaseException) -> str:
     Exceptions come from botocore and user fetchers, whose messages name what
     failed rather than the answer; botocreds' own messages are written never to
     include a value. Two kinds of message would quote an answer, and are not
-    shown as they are: one raised inside a parser that repeats its input
-    (dateutil, reading an expiry) is named by its type only, and botocore's
-    "Unsupported version '...'" has the version left out. This never raises:
-    an exception whose ``__str__`` fails (or returns something that is not a
-    string) is described by its type name as ``(unprintable)``. Any
-    ``BaseException`` is accepted.
+    shown as they are (see :func:`message_is_hidden`): one raised inside a
+    parser that repeats its input (dateutil, reading an expiry) is named by its
+    type only, and botocore's "Unsupported version '...'" has the version left
+    out. This never raises: an exception whose ``__str__`` fails (or returns
+    something that is not a string) is described by its type name as
+    ``(unprintable)``. Any ``BaseException`` is accepted.
     """
     name = type(error).__name__
     if _from_a_quoting_parser(error):
@@ -61,18 +62,12 @@ def describe_error(error: BaseException) -> str:
     return f"{name}: {first}" if first else name
 
 
-_VERSION_NOT_SHOWN = "Unsupported version (not shown) for credential process"
-
-
-def _message(error: BaseException) -> str | None:
-    try:
-        return str.strip(str(error))
-    except Exception:  # a broken __str__ (str() raises TypeError for a non-str result)
-        return None
-
-
-def _from_a_quoting_parser(error: BaseException) -> bool:
-    return any(raised_in(error, package) for package in _QUOTING_PACKAGES)
+def message_is_hidden(error: BaseException) -> bool:
+    """Whether :func:`describe_error` leaves out part of ``error``'s message, as quoting a value."""
+    if _from_a_quoting_parser(error):
+        return True
+    text = _message(error)
+    return text is not None and _QUOTED_VERSION.search(text) is not None
 
 
 class HiddenError(Exception):
@@ -90,24 +85,29 @@ def safe_cause(error: BaseException) -> BaseException:
     it, in every traceback: where :func:`describe_error` hides part of a
     message, the cause must hide it too.
     """
-    text = _message(error)
-    hidden = _from_a_quoting_parser(error) or (text is not None and _QUOTED_VERSION.search(text))
-    if not hidden:
+    if not message_is_hidden(error):
         return error
     stand_in = HiddenError(describe_error(error))
     stand_in.__suppress_context__ = True
     return stand_in
 
 
-def raised_in(error: BaseException, package: str) -> bool:
-    """Whether ``error`` is a type of ``package``, or was raised by code of ``package``."""
-    module = getattr(type(error), "__module__", "")
-    if isinstance(module, str) and (module == package or module.startswith(package + ".")):
-        return True
+def _message(error: BaseException) -> str | None:
+    try:
+        return str.strip(str(error))
+    except Exception:  # a broken __str__ (str() raises TypeError for a non-str result)
+        return None
+
+
+def _from_a_quoting_parser(error: BaseException) -> bool:
+    """Whether ``error`` is a type of a quoting package, or was raised by its code."""
+    modules = [getattr(type(error), "__module__", "")]
     frame = error.__traceback__
     while frame is not None:
-        module = frame.tb_frame.f_globals.get("__name__")
-        if isinstance(module, str) and (module == package or module.startswith(package + ".")):
-            return True
+        modules.append(frame.tb_frame.f_globals.get("__name__"))
         frame = frame.tb_next
-    return False
+    return any(
+        isinstance(module, str) and (module == package or module.startswith(package + "."))
+        for module in modules
+        for package in _QUOTING_PACKAGES
+    )

@@ -73,7 +73,7 @@ def _open_root(label: str) -> int:
     try:
         return os.open(os.sep, directory_flags())
     except OSError as error:
-        raise ValueError(f"{label}: cannot open {os.sep}: {_reason(error)}") from None
+        raise ValueError(f"{label}: cannot open {os.sep}: {os_reason(error)}") from None
 
 
 def _open_or_create(parent: int, name: str, path: str, label: str) -> int:
@@ -89,7 +89,7 @@ def _open_or_create(parent: int, name: str, path: str, label: str) -> int:
     except FileExistsError:  # made by another process meanwhile: checked like any other
         created = False
     except OSError as error:
-        raise ValueError(f"{label}: cannot create {path}: {_reason(error)}") from None
+        raise ValueError(f"{label}: cannot create {path}: {os_reason(error)}") from None
     else:
         created = True
     try:
@@ -103,7 +103,7 @@ def _open_or_create(parent: int, name: str, path: str, label: str) -> int:
             os.fchmod(child, DIRECTORY_MODE)
         except OSError as error:
             os.close(child)
-            raise ValueError(f"{label}: cannot chmod {path}: {_reason(error)}") from None
+            raise ValueError(f"{label}: cannot chmod {path}: {os_reason(error)}") from None
     return child
 
 
@@ -117,7 +117,7 @@ def _open_problem(error: OSError, path: str, label: str) -> str:
         return f"{label}: {path} exists and is not a directory"
     if error.errno == errno.ENOENT:
         return f"{label}: {path} disappeared while it was being checked"
-    return f"{label}: cannot open {path}: {_reason(error)}"
+    return f"{label}: cannot open {path}: {os_reason(error)}"
 
 
 def _check_ancestor(fd: int, path: str, label: str, euid: int, *, last: bool) -> None:
@@ -150,7 +150,8 @@ def _check_ancestor(fd: int, path: str, label: str, euid: int, *, last: bool) ->
         )
 
 
-def _reason(error: OSError) -> str:
+def os_reason(error: OSError) -> str:
+    """Why the operating system refused, e.g. ``'Permission denied'``: never a file's content."""
     return error.strerror or errno.errorcode.get(error.errno or 0, "") or type(error).__name__
 
 

@@ -150,6 +150,17 @@ def _check_field(name: str, value: object, *, required: bool) -> None:
         raise BadAnswer(f"the answer has no {name}")
 
 
+def check_fields(frozen: ReadOnlyCredentials) -> None:
+    """Refuse a set whose access key or secret key is missing, or whose fields are not strings.
+
+    Raises :class:`BadAnswer` naming the field and its type, never its value.
+    """
+    _check_field("access_key", frozen.access_key, required=True)
+    _check_field("secret_key", frozen.secret_key, required=True)
+    _check_field("token", frozen.token, required=False)
+    _check_field("account_id", frozen.account_id, required=False)
+
+
 def make_snapshot(
     frozen: ReadOnlyCredentials,
     *,
@@ -165,10 +176,7 @@ def make_snapshot(
     ``expires_at`` of ``None``, ``inf`` or at or after :data:`NEVER_EXPIRES`
     means the credentials never expire.
     """
-    _check_field("access_key", frozen.access_key, required=True)
-    _check_field("secret_key", frozen.secret_key, required=True)
-    _check_field("token", frozen.token, required=False)
-    _check_field("account_id", frozen.account_id, required=False)
+    check_fields(frozen)
     if isinstance(expires_at, float) and math.isnan(expires_at):
         raise BadAnswer("the expiry is not a number")
     if expires_at is None or expires_at >= _NEVER_EPOCH:

@@ -85,6 +85,30 @@ def botocreds_records() -> Iterator[list[logging.LogRecord]]:
         logger.setLevel(previous)
 
 
+def _chain_said(error: BaseException) -> list[str]:
+    """What ``error`` and every exception chained behind it show: str, repr and attributes."""
+    said: list[str] = []
+    chain: BaseException | None = error
+    while chain is not None:
+        said += [str(chain), repr(chain), repr(vars(chain))]
+        chain = chain.__cause__ or chain.__context__
+    return said
+
+
+def _everything_said(
+    said: list[str], events: list[RefreshEvent], records: list[logging.LogRecord]
+) -> str:
+    """``said``, with every event and every log record (message and attributes), as one text."""
+    return "\n".join(
+        [
+            *said,
+            *(repr(event) for event in events),
+            *(record.getMessage() for record in records),
+            *(repr(record.__dict__) for record in records),
+        ]
+    )
+
+
 # A secret that cannot occur by chance in anything botocreds writes itself.
 SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/+", min_size=12, max_size=40).map(
     lambda tail: "S3CRET" + tail
@@ -138,19 +162,12 @@ def test_no_part_of_a_bad_answer_reaches_an_exception_a_log_an_event_or_a_status
         try:
             h.key()
         except CredentialsUnavailable as error:
-            chain: BaseException | None = error
-            while chain is not None:
-                said += [str(chain), repr(chain)]
-                chain = chain.__cause__ or chain.__context__
+            said += _chain_said(error)
         said += [repr(h.refresher.status()), repr(h.refresher)]
         said += [repr(status) for status in botocreds.health()]
         h.refresher.close()
-    said += [repr(event) for event in events]
-    said += [record.getMessage() for record in records]
-    said += [repr(record.__dict__) for record in records]
     assert any("Failed" in type(event).__name__ for event in events), "the answers were refused"
-    text = "\n".join(said)
-    assert secret not in text
+    assert secret not in _everything_said(said, events, records)
 
 
 # -- the command's output ----------------------------------------------------------
@@ -342,14 +359,7 @@ def test_an_error_that_quotes_a_bad_answer_reaches_nothing_botocreds_says(
             h.refresher.close()
         botocreds.shutdown()  # delivers every pending event
     assert raised, "the failing source made the credentials unavailable"
-    chain: BaseException | None = raised[0]
-    while chain is not None:
-        said += [str(chain), repr(chain), repr(vars(chain))]
-        chain = chain.__cause__ or chain.__context__
-    said += [repr(event) for event in events]
-    said += [record.getMessage() for record in records]
-    said += [repr(record.__dict__) for record in records]
     assert any("Failed" in type(event).__name__ for event in events), "the failures were reported"
-    text = "\n".join(said)
+    text = _everything_said(said + _chain_said(raised[0]), events, records)
     assert secret not in text
     assert type(error).__name__ in text, "the error is still named"

@@ -309,8 +309,8 @@ def test_plaintext_logs_one_warning_per_cache_and_none_with_a_key(
     cache = RedisCache(redis_server.url, plaintext=True, prefix=prefix)
     cache.store("role", b"entry", 10.0)
     assert cache.load("role") == b"entry"
-    with cache.lock("role", lease=5.0, wait=0.0):
-        pass
+    with cache.lock("role", lease=5.0, wait=0.0) as held:
+        assert held
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
     message = warnings[0].getMessage()
